@@ -1,0 +1,165 @@
+"""Public contracts of scalebench: budgets, axes, method cards, metrics, the Generator protocol.
+
+Only light imports here (no torch at import time) so that `scalebench list` and the
+registry stay fast; torch types appear in annotations only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+SeedCategory = Literal["neither", "sequence", "refinement", "both-outer-S", "both-outer-K"]
+"""The five rows of the seed document's table (which axes the seed says a family scales)."""
+
+SEED_CATEGORIES: dict[str, tuple[bool, bool, str | None]] = {
+    # category: (scales with S, scales with K, outer loop)
+    "neither": (False, False, None),
+    "sequence": (True, False, None),
+    "refinement": (False, True, None),
+    "both-outer-S": (True, True, "S"),
+    "both-outer-K": (True, True, "K"),
+}
+
+LikelihoodKind = Literal["none", "exact", "bound"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Inference compute along the two axes: S sequential commit steps, K refinement passes."""
+
+    S: int = 1
+    K: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("S", "K"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"Budget.{name}={v!r} is invalid; use a positive integer")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One inference axis of a method: what it means, which values are valid, the default.
+
+    `values` lists the valid values when they are a small set (e.g. GPT's S in {1,4,16,64});
+    otherwise `low`/`high` bound an integer range. A fixed axis has a single valid value and
+    is shown as "—" in the scalability table.
+    """
+
+    meaning: str
+    default: int = 1
+    values: tuple[int, ...] | None = None
+    low: int | None = None
+    high: int | None = None
+
+    @classmethod
+    def fixed(cls, value: int = 1, meaning: str = "fixed") -> Axis:
+        return cls(meaning=meaning, default=value, values=(value,))
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.values is not None and len(self.values) == 1
+
+    def valid(self, v: int) -> bool:
+        if self.values is not None:
+            return v in self.values
+        lo = 1 if self.low is None else self.low
+        return v >= lo and (self.high is None or v <= self.high)
+
+    def describe(self) -> str:
+        if self.is_fixed:
+            return f"— (fixed {self.default})"
+        if self.values is not None:
+            return "{" + ",".join(map(str, self.values)) + "}"
+        return f"{self.low or 1}..{self.high if self.high is not None else '∞'}"
+
+
+@dataclass(frozen=True)
+class MethodCard:
+    """What a generator is and how its inference compute can be scaled.
+
+    The card, not METHODS.md, is the source of truth for a method's axis mapping.
+    """
+
+    name: str
+    family: str
+    category: SeedCategory
+    S: Axis
+    K: Axis
+    dataset: str = "digits"
+    outer: Literal["S", "K"] | None = None
+    likelihood: LikelihoodKind = "none"
+    paper: str = ""
+    samplers: tuple[str, ...] = ("default",)
+    notes: str = ""
+
+    def check_budget(self, budget: Budget) -> None:
+        """Raise ValueError naming the bad value and the valid ones."""
+        for axis_name in ("S", "K"):
+            axis: Axis = getattr(self, axis_name)
+            v = getattr(budget, axis_name)
+            if not axis.valid(v):
+                raise ValueError(
+                    f"{self.name}: {axis_name}={v} is not valid; valid {axis_name}: {axis.describe()}"
+                )
+
+    def check_sampler(self, sampler: str | None) -> str:
+        s = sampler or self.samplers[0]
+        if s not in self.samplers:
+            raise ValueError(f"{self.name}: unknown sampler {s!r}; choose one of {list(self.samplers)}")
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric's declaration: the direction of "better" comes from here, never from its name."""
+
+    name: str
+    better: Literal["lower", "higher"]
+    kind: Literal["quality", "cost"] = "quality"
+    unit: str = ""
+    rel_tolerance: float = 0.05
+    description: str = ""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A trained generative model exposed to the harness.
+
+    `sample` returns the dataset's canonical form (for `digits`: floats in [0, 1], N×1×8×8);
+    the harness quantises before any metric. Randomness must come only from `rng` so the
+    same seed gives identical samples.
+    """
+
+    card: MethodCard
+
+    def sample(
+        self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None
+    ) -> torch.Tensor: ...
+
+    def nfe(self, budget: Budget, sampler: str | None = None) -> int:
+        """Network function evaluations in sequence for one batch at this budget."""
+        ...
+
+
+@runtime_checkable
+class HasLikelihood(Protocol):
+    """Optional: per-example negative log-likelihood in bits/dim (exact or a bound)."""
+
+    def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None: ...
+
+
+@dataclass
+class GeneratorInfo:
+    """What `scalebench list` shows without loading weights."""
+
+    card: MethodCard
+    target: str
+    aliases: tuple[str, ...] = field(default_factory=tuple)
