@@ -124,6 +124,13 @@ GENERATORS.register("diffusion", "scalebench.methods.diffusion:DiffusionGenerato
 GENERATORS.register("gpt", "scalebench.methods.gpt:GPTGenerator", aliases=("ar",))
 
 
+TRAINERS: Registry[Any] = Registry("trainable model")
+"""`scalebench train NAME`: functions `train(recipe=None, out_dir=None) -> Path`."""
+TRAINERS.register("features", "scalebench.metrics.features:train")
+TRAINERS.register("diffusion", "scalebench.methods.diffusion:train")
+TRAINERS.register("gpt", "scalebench.methods.gpt:train")
+
+
 def generator_card(name: str) -> Any:
     """The MethodCard of a registered generator (imports its module, loads no weights)."""
     return GENERATORS.get(name).card

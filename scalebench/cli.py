@@ -1,0 +1,179 @@
+"""The `scalebench` command line (typer). Bad input → one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Measure inference-time scaling curves of generative models along S and K.")
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_SPEC = Path("benchmarks/quick.toml")
+
+
+class UsageError(Exception):
+    """Bad input from the user; reported as one line, exit code 2."""
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from scalebench.registry import RegistryError
+    from scalebench.sweep.spec import SpecError
+
+    return (UsageError, SpecError, RegistryError, FileNotFoundError, ValueError, NotADirectoryError)
+
+
+def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn bad-input exceptions into `error: <one line>` and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _bad_input_types() as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} is not available on this machine; use --device cpu")
+
+
+@app.command()
+@cli_errors
+def run(
+    spec: Annotated[Path, typer.Argument(help="sweep spec (TOML)")] = DEFAULT_SPEC,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default results/<spec name>)")] = None,
+    device: Annotated[str | None, typer.Option(help="override the spec's device, e.g. cpu, cuda")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
+    progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Sweep the spec's grid; resumes into an existing run directory, skipping finished points."""
+    _setup_logging(verbose)
+    from scalebench.results import load_results
+    from scalebench.summary import rich_summary
+    from scalebench.sweep.runner import run_sweep
+    from scalebench.sweep.spec import load_spec
+
+    s = load_spec(spec, device=device)
+    _check_device(s.device)
+    names = tuple(n for o in (only or []) for n in o.split(",") if n)
+    run_dir = out or Path("results") / s.name
+    result = run_sweep(s, run_dir, only=names, progress=progress)
+    df = load_results(run_dir)
+    console.print(rich_summary(df, title=f"{s.name} — {run_dir}"))
+    console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
+                  f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{run_dir}[/]")
+    if result.interrupted:
+        err_console.print("interrupted: finished points are saved; run the same command again to resume")
+        raise typer.Exit(130)
+
+
+@app.command("list")
+@cli_errors
+def list_generators() -> None:
+    """List registered generators and their axes (no weights are loaded)."""
+    from rich.table import Table
+
+    from scalebench.registry import GENERATORS
+
+    table = Table(title="generators")
+    for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases"):
+        table.add_column(c)
+    for name in GENERATORS.names():
+        try:
+            card = GENERATORS.get(name).card
+        except Exception as e:  # noqa: BLE001 — a broken plugin must not hide the others
+            table.add_row(name, f"[red]cannot import: {e}[/]", *[""] * 7)
+            continue
+        table.add_row(name, card.family, card.category, card.S.describe(), card.K.describe(),
+                      card.outer or "—", ",".join(card.samplers), card.likelihood,
+                      ",".join(GENERATORS.aliases_of(name)))
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def train(
+    name: Annotated[str, typer.Argument(help="what to train: a generator name or 'features'")],
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="write the checkpoint here instead of the zoo")] = None,
+) -> None:
+    """Train a reference model from the recipe kept in code and save its safetensors checkpoint."""
+    _setup_logging(True)
+    from scalebench.registry import TRAINERS
+
+    fn = TRAINERS.get(name)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    path = fn(out_dir=out_dir)
+    console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)")
+
+
+@app.command()
+@cli_errors
+def info() -> None:
+    """Versions, devices, cache and checkpoint locations."""
+    import torch
+
+    from scalebench.provenance import git_commit, versions
+    from scalebench.zoo import ZOO_DIR, checkpoint_hash
+
+    for k, v in versions().items():
+        console.print(f"{k:>14}: {v}")
+    console.print(f"{'git commit':>14}: {git_commit()}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+    console.print(f"{'cuda':>14}: {cuda}")
+    console.print(f"{'cpu threads':>14}: {torch.get_num_threads()}")
+    from scalebench.metrics.fid import cache_dir
+
+    console.print(f"{'cache':>14}: {cache_dir()}")
+    console.print(f"{'zoo':>14}: {ZOO_DIR}")
+    for f in sorted(ZOO_DIR.glob("*.safetensors")):
+        console.print(f"{'':>14}  {f.name} {f.stat().st_size / 1e6:.2f} MB sha256:{checkpoint_hash(f.stem)}")
+
+
+@app.command()
+@cli_errors
+def export(
+    results: Annotated[list[Path], typer.Argument(help="run directories (or folders of them)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output path without extension")] = Path("scalebench"),
+    fmt: Annotated[str, typer.Option("--format", help="comma-separated: parquet,csv")] = "parquet,csv",
+) -> None:
+    """Write the tidy results table (one row per point × metric) as parquet and CSV."""
+    from scalebench.results import export as export_df
+    from scalebench.results import load_results
+
+    formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
+    df = load_results(results)
+    for p in export_df(df, out, formats):
+        console.print(f"wrote {p} ({len(df)} rows)")
+
+
+def main() -> None:  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

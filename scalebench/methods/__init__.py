@@ -1,0 +1,1 @@
+"""Reference generators, one module per method family."""

@@ -1,0 +1,206 @@
+"""`gpt`: resolution-conditioned autoregressive transformer, the project's exact-likelihood reference.
+
+One network is trained on the 1×1, 2×2, 4×4 and 8×8 pyramid views of `digits`. A resolution
+id, embedded as a prefix token, tells it which grid it is writing; each resolution has its
+own block of the position table. At a budget of S = r² sequential steps it writes r×r grey
+levels in raster order (one network call per token with a KV cache) and the r×r image is
+upsampled to 8×8, so S is a true sequence axis: fewer commits, coarser images.
+
+Sampling draws one uniform per token from `rng` up front and inverts each token's CDF with
+it, so a sample is a deterministic function of (weights, noise): cached and uncached decoding
+agree exactly, and Jacobi decoding (`jacobi`) can reach the same sample from the same noise.
+
+Brown et al. 2020 (GPT-3); the architecture follows GPT-2 (Radford et al. 2019).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from scalebench.api import Axis, Budget, MethodCard
+from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens, quantise, to_tokens, upsample
+from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig, n_params
+from scalebench.training import Recipe, fit
+from scalebench.zoo import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+RESOLUTIONS: tuple[int, ...] = (1, 2, 4, 8)
+# Each resolution owns a block of the position table: offsets 0, 1, 5, 21; 85 rows in all.
+POS_OFFSET: dict[int, int] = {r: sum(q * q for q in RESOLUTIONS[:i]) for i, r in enumerate(RESOLUTIONS)}
+N_POSITIONS = sum(r * r for r in RESOLUTIONS)
+SAMPLE_CHUNK = 4096  # rows decoded at once; bounds KV-cache memory, results do not depend on it
+
+MODEL = TransformerConfig(vocab_size=LEVELS, n_positions=N_POSITIONS, n_cond=len(RESOLUTIONS),
+                          d_model=96, n_layers=4, n_heads=4, mlp_ratio=4, dropout=0.1)
+RECIPE = Recipe(steps=1500, batch_size=64, lr=2e-3, weight_decay=0.01, warmup=100,
+                grad_clip=1.0, ema=0.995, seed=0, threads=2)
+
+
+def _cond(r: int, n: int, device: torch.device | str) -> torch.Tensor:
+    return torch.full((n,), RESOLUTIONS.index(r), dtype=torch.long, device=device)
+
+
+def _positions(r: int, device: torch.device | str) -> torch.Tensor:
+    return torch.arange(POS_OFFSET[r], POS_OFFSET[r] + r * r, device=device)
+
+
+def teacher_forced_logits(model: CausalTransformer, tokens: torch.Tensor, r: int) -> torch.Tensor:
+    """Logits (B, r², LEVELS) of every token given its predecessors, in one forward pass."""
+    b = tokens.shape[0]
+    pos = _positions(r, tokens.device)[:-1]
+    return model(tokens[:, :-1], pos=pos, cond=_cond(r, b, tokens.device))
+
+
+def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Token whose CDF interval holds u ∈ [0, 1): ancestral sampling from explicit noise."""
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum(-1)
+    return (cdf < u.unsqueeze(-1)).sum(-1).clamp_max(logits.shape[-1] - 1)
+
+
+@torch.no_grad()
+def decode(model: CausalTransformer, r: int, u: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
+    """Write r×r tokens in raster order from noise u (n, r²); r² network calls.
+
+    `use_cache=False` recomputes the whole prefix every step (the reference for the cache).
+    """
+    n, d = u.shape
+    tokens = torch.zeros(n, d, dtype=torch.long, device=u.device)
+    cond, pos = _cond(r, n, u.device), _positions(r, u.device)
+    cache = model.new_cache() if use_cache else None
+    for i in range(d):
+        if cache is None:
+            logits = model(tokens[:, :i] if i else None, pos=pos[:i], cond=cond)[:, -1]
+        elif i == 0:
+            logits = model(cond=cond, cache=cache)[:, -1]
+        else:
+            logits = model(tokens[:, i - 1:i], pos=pos[i - 1:i], cache=cache)[:, -1]
+        tokens[:, i] = inverse_cdf(logits, u[:, i])
+    return tokens
+
+
+def bits_per_dim(model: CausalTransformer, tokens: torch.Tensor, r: int = SIDE) -> torch.Tensor:
+    """Per-example exact NLL in bits per token of (B, r²) tokens under the r×r model."""
+    logits = teacher_forced_logits(model, tokens, r).float()
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, r²) nats
+    return nll.sum(1) / (tokens.shape[1] * math.log(2))
+
+
+def build_model(cfg: TransformerConfig = MODEL) -> CausalTransformer:
+    return CausalTransformer(cfg)
+
+
+class GPTGenerator:
+    """The shipped resolution-conditioned GPT, exposed to the harness."""
+
+    card = MethodCard(
+        name="gpt",
+        family="autoregressive transformer",
+        category="sequence",
+        S=Axis(meaning="tokens generated (r×r at resolution r, upsampled to 8×8)", default=64,
+               values=(1, 4, 16, 64)),
+        K=Axis.fixed(1),
+        likelihood="exact",
+        paper="Brown et al. 2020",
+        samplers=("ancestral",),
+        notes=("One network conditioned on a resolution token writes r×r grey levels in raster "
+               "order at S=r² (nearest upsampled to 8×8); one call per token with a KV cache. "
+               "Likelihood is exact bits/dim at 8×8 for S=64 only: at S<64 it would be the "
+               "likelihood of a coarser image, not bits/dim of an 8×8 one, so nll returns None."),
+    )
+
+    def __init__(self, device: str = "cpu") -> None:
+        state, meta = load_checkpoint("gpt", device)
+        self.device = torch.device(device)
+        self.meta = meta
+        self.model = build_model(TransformerConfig(**meta["model"]))
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
+
+    def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None,
+               use_cache: bool = True) -> torch.Tensor:
+        """n samples, canonical (n, 1, 8, 8) in [0, 1]; all randomness from `rng`."""
+        self.card.check_budget(budget)
+        self.card.check_sampler(sampler)
+        r = math.isqrt(budget.S)
+        u = torch.rand(n, budget.S, generator=rng, device=rng.device).to(self.device)
+        tokens = torch.cat([decode(self.model, r, u[i:i + SAMPLE_CHUNK], use_cache)
+                            for i in range(0, n, SAMPLE_CHUNK)]) if n else u.long()
+        return upsample(from_tokens(tokens), SIDE)
+
+    def nfe(self, budget: Budget, sampler: str | None = None) -> int:
+        """S: the prefix call yields token 0, then one cached call per further token."""
+        self.card.check_budget(budget)
+        return budget.S
+
+    @torch.no_grad()
+    def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None:
+        """Exact bits/dim of canonical 8×8 images (quantised first) at S=64; None for S<64."""
+        self.card.check_budget(budget)
+        if budget.S != SIDE * SIDE:
+            return None
+        tokens = to_tokens(quantise(x.to(self.device).float()))
+        return torch.cat([bits_per_dim(self.model, tokens[i:i + SAMPLE_CHUNK])
+                          for i in range(0, len(tokens), SAMPLE_CHUNK)]) if len(tokens) else \
+            torch.zeros(0, device=self.device)
+
+
+_REFERENCE: dict[str, GPTGenerator] = {}
+
+
+def reference_nll(x: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+    """Bits/dim of canonical 8×8 images under the shipped 8×8 GPT ("generative perplexity").
+
+    One teacher-forced forward pass per chunk of 4096 images; the model is loaded once per device.
+    """
+    if device not in _REFERENCE:
+        _REFERENCE[device] = GPTGenerator(device)
+    out = _REFERENCE[device].nll(x, Budget(S=SIDE * SIDE))
+    assert out is not None
+    return out
+
+
+def _pyramid_tokens(split: str) -> tuple[torch.Tensor, ...]:
+    pyr = Digits().pyramid(split, RESOLUTIONS)
+    return tuple(to_tokens(pyr[r]) for r in RESOLUTIONS)
+
+
+def train(recipe: Recipe | None = None, out_dir: Path | None = None) -> Path:
+    """Train the shipped GPT on all pyramid resolutions at once and write `gpt.safetensors`.
+
+    The loss is the mean next-token cross-entropy over every token of every resolution, so
+    8×8 carries 64/85 of the weight (the resolution whose likelihood is reported).
+    """
+    recipe = recipe or RECIPE
+    torch.manual_seed(recipe.seed)
+    model = build_model(MODEL)
+    data = _pyramid_tokens("train")
+
+    def loss_fn(m: torch.nn.Module, batch: tuple[torch.Tensor, ...], gen: torch.Generator) -> torch.Tensor:
+        total, count = 0.0, 0
+        for r, tok in zip(RESOLUTIONS, batch, strict=True):
+            logits = teacher_forced_logits(m, tok, r)  # type: ignore[arg-type]
+            total = total + F.cross_entropy(logits.reshape(-1, LEVELS), tok.reshape(-1), reduction="sum")
+            count += tok.numel()
+        return total / count
+
+    log.info("training gpt: %d parameters, recipe %s", n_params(model), recipe)
+    ema, stats = fit(model, data, loss_fn, recipe, log_every=250)
+    test = _pyramid_tokens("test")
+    with torch.no_grad():
+        per_res = {str(r): round(bits_per_dim(ema, tok, r).mean().item(), 4)  # type: ignore[arg-type]
+                   for r, tok in zip(RESOLUTIONS, test, strict=True)}
+    meta = {"method": "gpt", "recipe": recipe.to_dict(), "model": MODEL.to_dict(),
+            "n_params": n_params(ema), "train_seconds": stats["train_seconds"],
+            "final_loss": round(stats["final_loss"], 4), "test_nll_bits_per_dim": per_res[str(SIDE)],
+            "test_bits_per_token_by_resolution": per_res}
+    path = save_checkpoint("gpt", ema.state_dict(), meta, directory=out_dir)
+    log.info("gpt: test NLL %.4f bits/dim at 8×8 (%s); %.0fs; wrote %s",
+             per_res[str(SIDE)], per_res, stats["train_seconds"], path)
+    _REFERENCE.clear()
+    return path

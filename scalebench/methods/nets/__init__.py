@@ -1,0 +1,1 @@
+"""Shared network building blocks for the reference methods."""

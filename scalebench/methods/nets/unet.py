@@ -1,0 +1,129 @@
+"""A small time-conditioned U-Net for 8×8 images (the denoiser of the refinement methods).
+
+Two resolutions (8×8 and 4×4) with residual blocks modulated by a time embedding
+(FiLM scale/shift, as in Dhariwal & Nichol 2021) and one self-attention block on the
+4×4 grid. Times are continuous floats in [0, 1], so the same net serves discrete-step
+samplers (DDPM/DDIM on a strided grid) and continuous ones (Heun), and a second
+optional time lets two-time methods (consistency, IMM) reuse it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal features of continuous t ∈ [0, 1] (Vaswani et al. 2017; Ho et al. 2020)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * scale)[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], dim=1)
+
+
+def _norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, ch), ch)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv ×2 with the time embedding as a per-channel scale and shift."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.drop(F.silu(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the spatial positions (cheap at 4×4)."""
+
+    def __init__(self, ch: int, heads: int = 4) -> None:
+        super().__init__()
+        self.norm, self.heads = _norm(ch), heads
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.out = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(n, 3, self.heads, c // self.heads, h * w).unbind(1)
+        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
+
+
+class UNet(nn.Module):
+    """ε/v/x0-predicting denoiser: (x (N,C,8,8), t (N,) [, s (N,)]) → (N, out_ch, 8, 8).
+
+    Channels `base` at 8×8 and `2·base` at 4×4, `blocks` residual blocks per level on the
+    way down and `blocks + 1` on the way up (U-Net skips), attention in the middle.
+    """
+
+    def __init__(self, in_ch: int = 1, out_ch: int = 1, base: int = 32, blocks: int = 1,
+                 emb_dim: int = 128, two_times: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.emb_dim, self.two_times = emb_dim, two_times
+        self.t_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.s_mlp = (nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+                      if two_times else None)
+        chs = (base, 2 * base)
+        self.inp = nn.Conv2d(in_ch, base, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips, c = [base], base
+        for level, ch in enumerate(chs):
+            for _ in range(blocks):
+                self.down.append(ResBlock(c, ch, emb_dim, dropout))
+                c = ch
+                skips.append(c)
+            if level < len(chs) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid1 = ResBlock(c, c, emb_dim, dropout)
+        self.attn = SelfAttention(c)
+        self.mid2 = ResBlock(c, c, emb_dim, dropout)
+        self.up = nn.ModuleList()
+        for level, ch in reversed(list(enumerate(chs))):
+            for _ in range(blocks + 1):
+                self.up.append(ResBlock(c + skips.pop(), ch, emb_dim, dropout))
+                c = ch
+            if level > 0:
+                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, out_ch, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        emb = self.t_mlp(timestep_embedding(t, self.emb_dim))
+        if self.s_mlp is not None:
+            if s is None:
+                raise ValueError("this UNet was built with two_times=True; pass s")
+            emb = emb + self.s_mlp(timestep_embedding(s.expand(x.shape[0]) if s.ndim == 0 else s, self.emb_dim))
+        h = self.inp(x)
+        hs = [h]
+        for m in self.down:
+            h = m(h, emb) if isinstance(m, ResBlock) else m(h)
+            hs.append(h)
+        h = self.mid2(self.attn(self.mid1(h, emb)), emb)
+        for m in self.up:
+            if isinstance(m, ResBlock):
+                h = m(torch.cat([h, hs.pop()], dim=1), emb)
+            else:
+                h = m(h)
+        return self.out(h)

@@ -1,0 +1,1 @@
+"""Sweep specs, grid expansion, the runner and its executors."""

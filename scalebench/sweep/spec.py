@@ -1,0 +1,182 @@
+"""Sweep specs in TOML: parsing and validation that names the bad key and value.
+
+Example::
+
+    name = "quick"
+    seeds = [0]
+    samples = 1000          # samples per grid point for the quality metrics
+    batch_size = 500
+    device = "cpu"
+    dtype = "float32"
+    metrics = ["fid", "kid", "ref_nll", "diversity", "test_nll"]
+
+    [timing]
+    warmup = 1
+    min_repeats = 3
+    min_duration_s = 0.5
+
+    [[generators]]
+    name = "diffusion"
+    samplers = ["ddim", "ddpm"]
+    K = [1, 2, 5, 10, 20, 50]
+
+Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`.
+Defaults live in `DEFAULTS` and `TimingSettings`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalebench.metrics import METRICS
+from scalebench.timing import TimingSettings
+
+
+class SpecError(ValueError):
+    """A spec problem, phrased as one line naming the key, the value and the fix."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "name": "sweep",
+    "seeds": [0],
+    "samples": 1000,
+    "batch_size": 500,
+    "device": "cpu",
+    "dtype": "float32",
+    "metrics": ["fid", "kid", "ref_nll", "diversity", "test_nll"],
+}
+DTYPES = ("float32", "bfloat16", "float16")
+GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics"}
+TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"}
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    name: str
+    samplers: tuple[str | None, ...]
+    S: tuple[int, ...] | None
+    K: tuple[int, ...] | None
+    seeds: tuple[int, ...]
+    samples: int
+    batch_size: int
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    device: str
+    dtype: str
+    timing: TimingSettings
+    generators: tuple[GeneratorEntry, ...]
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("raw")
+        return d
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _int_list(where: str, value: Any, minimum: int = 1) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise SpecError(f"{where} = {value!r} must be a non-empty list of integers")
+    bad = [v for v in value if v < minimum]
+    if bad:
+        raise SpecError(f"{where} = {value!r} has {bad[0]}; values must be ≥ {minimum}")
+    return tuple(value)
+
+
+def _positive_int(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{where} = {value!r} must be a positive integer")
+    return value
+
+
+def _metrics(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where} = {value!r} must be a list of metric names")
+    unknown = [m for m in value if m not in METRICS or METRICS[m].kind != "quality"]
+    if unknown:
+        known = sorted(m for m, s in METRICS.items() if s.kind == "quality")
+        raise SpecError(f"{where} has unknown quality metric {unknown[0]!r}; choose from {known}")
+    return tuple(value)
+
+
+def _unknown_keys(where: str, got: dict, allowed: set[str]) -> None:
+    extra = sorted(set(got) - allowed)
+    if extra:
+        import difflib
+
+        close = difflib.get_close_matches(extra[0], sorted(allowed), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {sorted(allowed)}"
+        raise SpecError(f"{where}: unknown key {extra[0]!r}{hint}")
+
+
+def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None = None) -> SweepSpec:
+    """Validate a spec dict. `device` (from the CLI) overrides the spec's."""
+    _unknown_keys(source, data, TOP_KEYS)
+    top = {**DEFAULTS, **{k: v for k, v in data.items() if k in DEFAULTS}}
+    if not isinstance(top["name"], str) or not top["name"]:
+        raise SpecError(f"{source}: name = {top['name']!r} must be a non-empty string")
+    dev = device or top["device"]
+    if not isinstance(dev, str) or not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
+        raise SpecError(f"{source}: device = {dev!r} is not a device; use 'cpu' or 'cuda' (or 'cuda:N')")
+    if top["dtype"] not in DTYPES:
+        raise SpecError(f"{source}: dtype = {top['dtype']!r} is not supported; use one of {list(DTYPES)}")
+    timing_raw = data.get("timing", {})
+    if not isinstance(timing_raw, dict):
+        raise SpecError(f"{source}: [timing] must be a table, got {timing_raw!r}")
+    allowed_t = set(TimingSettings.__dataclass_fields__)
+    _unknown_keys(f"{source} [timing]", timing_raw, allowed_t)
+    for k, v in timing_raw.items():
+        if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+            raise SpecError(f"{source} [timing]: {k} = {v!r} must be a non-negative number")
+    timing = TimingSettings(**{k: (float(v) if k == "min_duration_s" else int(v)) for k, v in timing_raw.items()})
+    gens_raw = data.get("generators")
+    if not isinstance(gens_raw, list) or not gens_raw:
+        raise SpecError(f"{source}: needs at least one [[generators]] table with a name")
+    entries = []
+    for i, g in enumerate(gens_raw):
+        where = f"{source} generators[{i}]"
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str):
+            raise SpecError(f"{where} needs name = \"<generator>\" (see `scalebench list`)")
+        where = f"{source} generators[{i}] ({g['name']})"
+        _unknown_keys(where, g, GEN_KEYS)
+        samplers = g.get("samplers", [None])
+        if not isinstance(samplers, list) or not samplers or not all(s is None or isinstance(s, str) for s in samplers):
+            raise SpecError(f"{where}: samplers = {samplers!r} must be a list of sampler names")
+        entries.append(GeneratorEntry(
+            name=g["name"],
+            samplers=tuple(samplers),
+            S=_int_list(f"{where}: S", g["S"]) if "S" in g else None,
+            K=_int_list(f"{where}: K", g["K"]) if "K" in g else None,
+            seeds=_int_list(f"{where}: seeds", g.get("seeds", top["seeds"]), minimum=0),
+            samples=_positive_int(f"{where}: samples", g.get("samples", top["samples"])),
+            batch_size=_positive_int(f"{where}: batch_size", g.get("batch_size", top["batch_size"])),
+            metrics=_metrics(f"{where}: metrics", g.get("metrics", top["metrics"])),
+        ))
+    return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
+                     generators=tuple(entries), source=source, raw=data)
+
+
+def load_spec(path: str | Path, device: str | None = None) -> SweepSpec:
+    """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file {str(p)!r} does not exist; pass a TOML file such as benchmarks/quick.toml")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
+    return parse_spec(data, source=str(p), device=device)

@@ -1,0 +1,91 @@
+"""Honest wall-clock timing: warm-up, device synchronisation, repeats until both a minimum
+count and a minimum duration are met (MLPerf loadgen's rule), raw samples kept, percentiles.
+
+On CUDA the interval is read from CUDA events recorded on the current stream (what the
+GPU actually spent, without host jitter); on CPU from `time.perf_counter`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    warmup: int = 1
+    min_repeats: int = 3
+    min_duration_s: float = 0.5
+    max_repeats: int = 50
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_call(fn: Callable[[], object], device: str) -> tuple[object, float]:
+    """Run `fn` once and return (its result, elapsed seconds) with device synchronisation."""
+    if device.startswith("cuda"):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        out = fn()
+        end.record()
+        torch.cuda.synchronize()
+        return out, start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def repeat_until(fn: Callable[[], object], device: str, settings: TimingSettings,
+                 already: list[float] | None = None) -> list[float]:
+    """Extend `already` (seconds per call) until min_repeats and min_duration_s are both met."""
+    samples = list(already or [])
+    while len(samples) < settings.max_repeats and (
+        len(samples) < settings.min_repeats or sum(samples) < settings.min_duration_s
+    ):
+        samples.append(time_call(fn, device)[1])
+    return samples
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]) of raw samples."""
+    xs = sorted(samples)
+    if not xs:
+        return float("nan")
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(samples) if samples else float("nan"),
+            "p10": percentile(samples, 10), "p90": percentile(samples, 90)}
+
+
+def calibration_figure(device: str = "cpu", repeats: int = 7) -> float:
+    """Seconds for a fixed small workload (a 256×256 matmul chain + a small conv), median of
+    `repeats`. Dividing latencies by it makes results from different machines comparable."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(256, 256, generator=gen).to(device)
+    x = torch.randn(64, 8, 16, 16, generator=gen).to(device)
+    w = torch.randn(16, 8, 3, 3, generator=gen).to(device)
+
+    def work() -> None:
+        y = a
+        for _ in range(8):
+            y = torch.tanh(y @ a)
+        torch.nn.functional.conv2d(x, w, padding=1).relu_().sum().item()
+        y.sum().item()
+
+    with torch.inference_mode():
+        work()
+        times = [time_call(work, device)[1] for _ in range(repeats)]
+    return statistics.median(times)
