@@ -105,7 +105,7 @@ def _positive_int(where: str, value: Any) -> int:
 
 def _metrics(where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where} = {value!r} must be a list of metric names")
+        raise SpecError(f"{where} = {value!r} must be a list of metric names ([] for a speed-only sweep)")
     unknown = [m for m in value if m not in METRICS or METRICS[m].kind != "quality"]
     if unknown:
         known = sorted(m for m, s in METRICS.items() if s.kind == "quality")

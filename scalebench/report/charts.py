@@ -1,0 +1,283 @@
+"""Plotly figures of the tidy results: one function per view, each `(df, metric) -> Figure`.
+
+Points are averaged over seeds; where a point has several seeds the error bars are ±1
+standard deviation over seeds (latency with one seed shows its p10–p90 instead). Method
+names are HTML-escaped before they reach Plotly, whose text renderer interprets a subset
+of HTML: escaped, a generator called `<script>` is shown literally (Plotly decodes the
+entities for display) and cannot inject markup; Plotly's JSON encoder additionally writes
+`<`, `>` and `/` as \\u escapes, so no string can close the page's <script> tag.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from scalebench.metrics import METRICS
+from scalebench.report.table import check_metric
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd"]
+SEED_NOTE = "error bars: ±1 s.d. over seeds"
+POINT = ["generator", "sampler", "S", "K"]
+
+
+def method_label(generator: object, sampler: object) -> str:
+    """Display name of a generator × sampler, HTML-escaped for Plotly's text renderer."""
+    name = str(generator) if sampler in (None, "", "default") or pd.isna(sampler) else f"{generator}/{sampler}"
+    return html.escape(name)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy: bool = False) -> go.Figure:
+    fig.update_layout(title=html.escape(title), template="plotly_white", height=460,
+                      legend={"title": {"text": "method"}}, margin={"t": 60, "l": 70, "r": 20, "b": 60})
+    fig.update_xaxes(title_text=html.escape(x), type="log" if logx else "linear")
+    fig.update_yaxes(title_text=html.escape(y), type="log" if logy else "linear")
+    return fig
+
+
+def _metric_title(metric: str) -> str:
+    spec = METRICS[metric]
+    unit = f" [{spec.unit}]" if spec.unit else ""
+    return f"{metric}{unit} ({spec.better} is better)"
+
+
+def aggregate(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per point (generator, sampler, S, K): mean/sd/n over seeds of `metric` and mean costs."""
+    ok = df[(df["status"] == "ok") & (df["metric"] == metric) & df["value"].notna()].copy()
+    ok["sampler"] = ok["sampler"].fillna("default")
+    for c in ("S", "K"):
+        ok[c] = ok[c].astype(int)
+    g = ok.groupby(POINT, sort=True)
+    out = g["value"].agg(mean="mean", sd="std", n="count").reset_index()
+    for c in ("nfe", "flops", "latency_s", "latency_p10_s", "latency_p90_s"):
+        cost = g[c].agg(["mean", "std"]).reset_index(drop=True)
+        out[c], out[c + "_sd"] = cost["mean"].to_numpy(), cost["std"].to_numpy()
+    out["method"] = [method_label(a, b) for a, b in zip(out["generator"], out["sampler"], strict=True)]
+    return out
+
+
+def colors(methods: list[str]) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(sorted(set(methods)))}
+
+
+def _err(sd: pd.Series, n: pd.Series) -> dict | None:
+    arr = np.where(n.to_numpy() >= 2, sd.fillna(0).to_numpy(), 0.0)
+    return {"type": "data", "array": arr, "visible": True} if bool((n >= 2).any()) else None
+
+
+def axis_slice(points: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, str]:
+    """The curve along `axis` shown for one method: at the largest other-axis value where it varies."""
+    other = "K" if axis == "S" else "S"
+    for b in sorted(points[other].unique(), reverse=True):
+        cand = points[points[other] == b]
+        if cand[axis].nunique() >= 2:
+            return cand, (f" ({other}={b})" if points[other].nunique() > 1 else "")
+    top = points[points[other] == points[other].max()]
+    return top, ""
+
+
+def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K") -> go.Figure:
+    """Quality vs S or K per method (log x), at the table's slice for methods varying both axes."""
+    if axis not in ("S", "K"):
+        raise ValueError(f"axis={axis!r}; use 'S' or 'K'")
+    metric = check_metric(df, metric)
+    agg = aggregate(df, metric)
+    col = colors(list(agg["method"]))
+    fig = go.Figure()
+    for method, pts in agg.groupby("method", sort=True):
+        sl, note = axis_slice(pts, axis)
+        sl = sl.sort_values(axis)
+        fig.add_trace(go.Scatter(
+            x=sl[axis], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
+            mode="lines+markers" if len(sl) > 1 else "markers", marker={"color": col[method], "size": 8},
+            line={"color": col[method]}, customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
+            hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
+    name = "refinement steps K" if axis == "K" else "sequence steps S"
+    return _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
+
+
+def quality_vs_K(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    return quality_vs_axis(df, metric, "K")
+
+
+def quality_vs_S(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    return quality_vs_axis(df, metric, "S")
+
+
+COSTS = {"nfe": "NFE (network calls in sequence per batch)", "flops": "FLOPs per sample",
+         "latency_s": "latency per sample [s]"}
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray, better: str) -> np.ndarray:
+    """Indices of the points no other point beats on both cost (lower) and quality, by cost."""
+    sign = 1.0 if better == "higher" else -1.0
+    order = np.lexsort((-sign * y, x))
+    front, best = [], -math.inf
+    for i in order:
+        if sign * y[i] > best:
+            front.append(i)
+            best = sign * y[i]
+    return np.asarray(front, dtype=int)
+
+
+def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nfe",
+                    pareto: bool = False) -> go.Figure:
+    """Quality vs a cost column (log x), every grid point; optionally the Pareto frontier of all methods."""
+    if cost not in COSTS:
+        raise ValueError(f"cost={cost!r}; use one of {list(COSTS)}")
+    metric = check_metric(df, metric)
+    agg = aggregate(df, metric)
+    col = colors(list(agg["method"]))
+    agg = agg[agg[cost].notna() & (agg[cost] > 0)]
+    fig = go.Figure()
+    for method, pts in agg.groupby("method", sort=True):
+        both = pts["S"].nunique() > 1 and pts["K"].nunique() > 1
+        pts = pts.sort_values(cost)
+        err_x = _err(pts[cost + "_sd"], pts["n"])
+        fig.add_trace(go.Scatter(
+            x=pts[cost], y=pts["mean"], error_y=_err(pts["sd"], pts["n"]), error_x=err_x, name=method,
+            mode="markers" if both or len(pts) == 1 else "lines+markers",
+            marker={"color": col[method], "size": 8}, line={"color": col[method]},
+            customdata=np.stack([pts["S"], pts["K"], pts["n"]], axis=-1),
+            hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>cost %{x:.4g}<br>%{y:.4g} (%{customdata[2]} seeds)"))
+    if pareto and len(agg):
+        idx = pareto_front(agg[cost].to_numpy(float), agg["mean"].to_numpy(float), METRICS[metric].better)
+        front = agg.iloc[idx]
+        fig.add_trace(go.Scatter(x=front[cost], y=front["mean"], name="Pareto frontier", mode="lines",
+                                 line={"color": "black", "dash": "dash", "shape": "hv"},
+                                 text=front["method"] + " S=" + front["S"].astype(str) + " K=" + front["K"].astype(str),
+                                 hovertemplate="%{text}<br>cost %{x:.4g}<br>%{y:.4g}"))
+    suffix = " with the Pareto frontier across methods" if pareto else ""
+    return _layout(fig, f"{metric} vs {COSTS[cost]}{suffix} — {SEED_NOTE}", COSTS[cost], _metric_title(metric),
+                   logx=True)
+
+
+def quality_vs_nfe(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    return quality_vs_cost(df, metric, "nfe")
+
+
+def quality_vs_flops(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    return quality_vs_cost(df, metric, "flops")
+
+
+def quality_vs_latency(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    return quality_vs_cost(df, metric, "latency_s", pareto=True)
+
+
+def both_axes_methods(agg: pd.DataFrame) -> list[str]:
+    return [m for m, p in agg.groupby("method", sort=True) if p["S"].nunique() > 1 and p["K"].nunique() > 1]
+
+
+def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    """S × K heatmap of quality for each method that varies both axes (brighter = better)."""
+    from plotly.subplots import make_subplots
+
+    metric = check_metric(df, metric)
+    agg = aggregate(df, metric)
+    methods = both_axes_methods(agg)
+    if not methods:
+        fig = go.Figure()
+        fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _layout(fig, f"{metric} over S × K", "", "")
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.08)
+    reverse = METRICS[metric].better == "lower"
+    for i, m in enumerate(methods, 1):
+        wide = agg[agg["method"] == m].pivot_table(index="S", columns="K", values="mean")
+        fig.add_trace(go.Heatmap(
+            z=wide.to_numpy(), x=[str(k) for k in wide.columns], y=[str(s) for s in wide.index],
+            colorscale="Viridis", reversescale=reverse, texttemplate="%{z:.3g}", showscale=(i == len(methods)),
+            name=m, hovertemplate="S=%{y} K=%{x}<br>%{z:.4g}<extra>" + m + "</extra>"), row=1, col=i)
+        fig.update_xaxes(title_text="K", type="category", row=1, col=i)
+        fig.update_yaxes(title_text="S", type="category", row=1, col=i)
+    fig.update_layout(title=html.escape(f"{metric} over S × K (mean over seeds; brighter is better)"),
+                      template="plotly_white", height=420, margin={"t": 80, "l": 60, "r": 20, "b": 60})
+    return fig
+
+
+def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
+    """Latency per sample vs S or K (log–log); bars are s.d. over seeds, or p10–p90 with one seed."""
+    if axis not in ("S", "K"):
+        raise ValueError(f"axis={axis!r}; use 'S' or 'K'")
+    ok = df[(df["status"] == "ok") & (df["metric"] == "latency_s") & df["value"].notna()].copy()
+    if ok.empty:
+        raise ValueError("the results hold no latency values")
+    ok["sampler"] = ok["sampler"].fillna("default")
+    ok[["S", "K"]] = ok[["S", "K"]].astype(int)
+    g = ok.groupby(POINT, sort=True)
+    agg = g["latency_s"].agg(mean="mean", sd="std", n="count").reset_index()
+    agg["p10"] = g["latency_p10_s"].mean().to_numpy()
+    agg["p90"] = g["latency_p90_s"].mean().to_numpy()
+    agg["method"] = [method_label(a, b) for a, b in zip(agg["generator"], agg["sampler"], strict=True)]
+    col = colors(list(agg["method"]))
+    fig = go.Figure()
+    for method, pts in agg.groupby("method", sort=True):
+        sl, note = axis_slice(pts, axis)
+        sl = sl.sort_values(axis)
+        if (sl["n"] >= 2).any():
+            err = {"type": "data", "array": sl["sd"].fillna(0) * 1e3, "visible": True}
+        else:
+            err = {"type": "data", "symmetric": False, "array": (sl["p90"] - sl["mean"]).clip(lower=0) * 1e3,
+                   "arrayminus": (sl["mean"] - sl["p10"]).clip(lower=0) * 1e3, "visible": True}
+        fig.add_trace(go.Scatter(x=sl[axis], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
+                                 mode="lines+markers" if len(sl) > 1 else "markers",
+                                 marker={"color": col[method], "size": 8}, line={"color": col[method]},
+                                 hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} ms/sample"))
+    name = "refinement steps K" if axis == "K" else "sequence steps S"
+    return _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
+                   "latency per sample [ms]", logx=True, logy=True)
+
+
+def latency_vs_S(df: pd.DataFrame) -> go.Figure:
+    return latency_vs_axis(df, "S")
+
+
+def latency_vs_K(df: pd.DataFrame) -> go.Figure:
+    return latency_vs_axis(df, "K")
+
+
+def mosaic(images: np.ndarray, cols: int = 4, pad: int = 1) -> np.ndarray:
+    """N×C×H×W floats in [0, 1] → one grey H'×W' image (channels averaged), NaN padding."""
+    x = np.asarray(images, dtype=float)
+    if x.ndim == 3:
+        x = x[:, None]
+    x = x.mean(axis=1)
+    n, h, w = x.shape
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = x[i]
+    return out
+
+
+def sample_grid(previews: Mapping[str, np.ndarray], title: str = "samples", cols: int = 4) -> go.Figure:
+    """One mosaic of preview samples per labelled point (labels are escaped here)."""
+    from plotly.subplots import make_subplots
+
+    labels = list(previews)
+    if not labels:
+        fig = go.Figure()
+        fig.add_annotation(text="no sample previews in these results", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _layout(fig, title, "", "")
+    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=[html.escape(lab) for lab in labels],
+                        horizontal_spacing=0.02)
+    for i, lab in enumerate(labels, 1):
+        fig.add_trace(go.Heatmap(z=mosaic(previews[lab], cols), colorscale="gray", zmin=0, zmax=1, showscale=False,
+                                 name=html.escape(lab), hoverinfo="skip"), row=1, col=i)
+        fig.update_xaxes(visible=False, row=1, col=i)
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
+    fig.update_layout(title=html.escape(title), template="plotly_white", height=270,
+                      width=max(420, 190 * len(labels)), margin={"t": 70, "l": 10, "r": 10, "b": 10})
+    return fig

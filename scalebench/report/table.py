@@ -1,0 +1,179 @@
+"""The measured 2-axis scalability table: the seed's table, derived from results instead of asserted.
+
+One row per dataset × generator × sampler, ordered by the seed's five categories. For each
+axis (S, K) the cell is
+
+- ✅ quality improves with more steps (by the rule in `scalebench.report.trend`),
+- ❌ the axis was varied but quality does not improve by that rule,
+- —  the axis is fixed for this method (the card says so, or one value was measured),
+- ?  no finite value of the metric for this method.
+
+The primary quality metric is "fid" where present, else the first quality metric of
+`METRICS` present in the results; its direction of "better" comes from `METRICS`.
+
+Methods varying both axes: each axis is judged at the *largest* value of the other axis at
+which the judged axis was measured at two or more values (normally the largest value of the
+grid, where the other axis is least a bottleneck); the slice is recorded in `S_at`/`K_at`.
+Only points with status "ok" count; duplicates of a point (same S, K, seed in several runs)
+are averaged. The seed's classification (from `category` via SEED_CATEGORIES) sits beside
+the measured cells, and `agrees` says whether they match: ✅ matches "scales", ❌ and —
+both match "does not scale"; a card's outer loop must match the seed's for "both" rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from scalebench.api import SEED_CATEGORIES
+from scalebench.metrics import METRICS
+from scalebench.report.trend import FIXED, IMPROVES, NO_DATA, AxisEvidence, DecisionRule, judge_axis
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scalebench.api import MethodCard
+
+AXES = ("S", "K")
+KEYS = ["dataset", "generator", "sampler"]
+EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end", "rel", "ci_lo", "ci_hi",
+                   "rho", "n_seeds", "reason"]
+CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
+
+
+def quality_metrics(df: pd.DataFrame) -> list[str]:
+    """Quality metrics (per METRICS) with at least one finite ok value, in METRICS order."""
+    ok = df[(df["status"] == "ok") & df["value"].notna()]
+    present = set(ok["metric"].dropna())
+    return [m for m, spec in METRICS.items() if spec.kind == "quality" and m in present]
+
+
+def primary_metric(df: pd.DataFrame) -> str:
+    """ "fid" where present, else the first quality metric present (METRICS order)."""
+    found = quality_metrics(df)
+    if not found:
+        raise ValueError("the results hold no quality metric values (all points failed, or a speed-only spec); "
+                         "run a spec with metrics such as fid")
+    return "fid" if "fid" in found else found[0]
+
+
+def check_metric(df: pd.DataFrame, metric: str | None) -> str:
+    """The metric to judge by: validated against METRICS and the results."""
+    if metric is None:
+        return primary_metric(df)
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
+    if metric not in set(df.loc[df["value"].notna(), "metric"].dropna()):
+        raise ValueError(f"metric {metric!r} has no values in these results; present: {quality_metrics(df)}")
+    return metric
+
+
+def known_cards(names: Iterable[str]) -> dict[str, MethodCard]:
+    """Cards of the registered generators among `names` (unknown or broken ones are left out)."""
+    try:
+        from scalebench.registry import GENERATORS
+    except Exception:  # noqa: BLE001 — the table works without cards
+        return {}
+    out = {}
+    for n in set(names):
+        try:
+            out[n] = GENERATORS.get(n).card
+        except Exception:  # noqa: BLE001 — synthetic or third-party names without a card
+            continue
+    return out
+
+
+def _first(s: pd.Series) -> Any:
+    s = s.dropna()
+    return s.iloc[0] if len(s) else None
+
+
+def _judge(points: pd.DataFrame, axis: str, other: str, better: str, rule: DecisionRule,
+           fixed_by_card: bool) -> tuple[AxisEvidence, str]:
+    """Evidence for `axis` of one method; `points` has columns S, K, seed, value."""
+    if fixed_by_card:
+        vals = tuple(sorted(int(v) for v in points[axis].unique()))
+        return AxisEvidence(FIXED, "fixed by the method card", vals), ""
+    if points.empty:
+        return AxisEvidence(NO_DATA, "no values for this metric"), ""
+    other_vals = sorted(points[other].unique(), reverse=True)
+    at, sl = "", None
+    for b in other_vals:
+        cand = points[points[other] == b]
+        if cand[axis].nunique() >= 2:
+            sl, at = cand, (f"{other}={int(b)}" if len(other_vals) > 1 else "")
+            break
+    if sl is None:
+        if points[axis].nunique() >= 2:  # varied only together with the other axis
+            return AxisEvidence(NO_DATA, f"{axis} never varied at a fixed {other}"), ""
+        sl = points
+    wide = sl.pivot_table(index="seed", columns=axis, values="value", aggfunc="mean")
+    ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule)
+    return ev, at
+
+
+def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -> str:
+    seed = SEED_CATEGORIES.get(category or "")
+    if seed is None:
+        return "?"
+    wrong = []
+    for axis, scales in zip(AXES, seed[:2], strict=True):
+        if cells[axis] == NO_DATA:
+            return "?"
+        if (cells[axis] == IMPROVES) != scales:
+            wrong.append(axis)
+    if seed[2] is not None and outer is not None and outer != seed[2]:
+        wrong.append("outer")
+    return "yes" if not wrong else f"no ({', '.join(wrong)})"
+
+
+def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: DecisionRule = DecisionRule(),
+                      cards: Mapping[str, MethodCard] | None = None) -> pd.DataFrame:
+    """Derive the 2-axis table from the tidy results of `load_results()`.
+
+    `cards` (generator name → MethodCard) marks axes the card declares fixed as "—" even if
+    the data hold more values; without cards an axis is "—" when one value was measured.
+    Columns: category, dataset, generator, sampler, family, metric, better, S, K, outer,
+    seed_S, seed_K, seed_outer, agrees, and per axis `<axis>_<field>` for EVIDENCE_FIELDS.
+    """
+    metric = check_metric(df, metric)
+    better = METRICS[metric].better
+    cards = cards or {}
+    ok = df[(df["status"] == "ok")]
+    data = ok[(ok["metric"] == metric) & np.isfinite(ok["value"])]
+    rows = []
+    for key, g in df[df["generator"].notna()].groupby(KEYS, dropna=False, sort=True):
+        dataset, generator, sampler = key
+        mask = ((data["generator"] == generator) & (data["sampler"].fillna("") == (sampler or ""))
+                & (data["dataset"].fillna("") == (dataset or "")))
+        pts = data.loc[mask, ["S", "K", "seed", "value"]].astype({"S": int, "K": int, "seed": int})
+        card = cards.get(generator)
+        category = _first(g["category"]) or (card.category if card else None)
+        outer = _first(g["outer"]) or (card.outer if card else None)
+        row: dict[str, Any] = {
+            "category": category if category in SEED_CATEGORIES else "unknown", "dataset": dataset,
+            "generator": generator, "sampler": sampler, "family": _first(g["family"]) or (card.family if card else None),
+            "metric": metric, "better": better, "outer": outer,
+        }
+        cells = {}
+        for axis, other in (("S", "K"), ("K", "S")):
+            fixed = bool(card is not None and getattr(card, axis).is_fixed)
+            ev, at = _judge(pts, axis, other, better, rule, fixed)
+            cells[axis] = row[axis] = ev.verdict
+            for f, v in ev.to_dict().items():
+                if f != "verdict":
+                    row[f"{axis}_{f}"] = v
+            row[f"{axis}_at"] = at
+        seed = SEED_CATEGORIES.get(category or "")
+        row["seed_S"] = ("✅" if seed[0] else "❌") if seed else "?"
+        row["seed_K"] = ("✅" if seed[1] else "❌") if seed else "?"
+        row["seed_outer"] = (seed[2] or "—") if seed else "?"
+        row["agrees"] = _agreement(cells, category, outer)
+        rows.append(row)
+    head = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
+            "seed_S", "seed_K", "seed_outer", "agrees"]
+    cols = head + [f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
+    out = pd.DataFrame(rows, columns=cols)
+    out["_order"] = out["category"].map(CATEGORY_ORDER.index)
+    return out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
