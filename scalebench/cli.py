@@ -170,6 +170,18 @@ def export(
         console.print(f"wrote {p} ({len(df)} rows)")
 
 
+from scalebench.compare_cli import ab_cmd, compare_cmd  # noqa: E402
+
+app.command("compare")(cli_errors(compare_cmd))
+app.command("ab")(cli_errors(ab_cmd))
+
+
+from scalebench.report.commands import report_cmd, table_cmd  # noqa: E402 — light: typer only
+
+app.command("table")(cli_errors(table_cmd))
+app.command("report")(cli_errors(report_cmd))
+
+
 def main() -> None:  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(app())

@@ -41,6 +41,14 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy
     return fig
 
 
+def _ticks(fig: go.Figure, values: pd.Series) -> go.Figure:
+    """Label a log step axis at the measured step counts (Plotly's log ticks read 8 9 1 2 …)."""
+    vals = sorted({int(v) for v in values})
+    if vals:
+        fig.update_xaxes(tickvals=vals, ticktext=[str(v) for v in vals])
+    return fig
+
+
 def _metric_title(metric: str) -> str:
     spec = METRICS[metric]
     unit = f" [{spec.unit}]" if spec.unit else ""
@@ -99,7 +107,8 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
             line={"color": col[method]}, customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
-    return _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
+    _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
+    return _ticks(fig, agg[axis])
 
 
 def quality_vs_K(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
@@ -111,7 +120,8 @@ def quality_vs_S(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
 
 
 COSTS = {"nfe": "NFE (network calls in sequence per batch)", "flops": "FLOPs per sample",
-         "latency_s": "latency per sample [s]"}
+         "latency_s": "latency per sample [ms]"}
+SCALE = {"latency_s": 1e3}  # shown in ms
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray, better: str) -> np.ndarray:
@@ -134,7 +144,9 @@ def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nf
     metric = check_metric(df, metric)
     agg = aggregate(df, metric)
     col = colors(list(agg["method"]))
-    agg = agg[agg[cost].notna() & (agg[cost] > 0)]
+    agg = agg[agg[cost].notna() & (agg[cost] > 0)].copy()
+    f = SCALE.get(cost, 1.0)
+    agg[cost], agg[cost + "_sd"] = agg[cost] * f, agg[cost + "_sd"] * f
     fig = go.Figure()
     for method, pts in agg.groupby("method", sort=True):
         both = pts["S"].nunique() > 1 and pts["K"].nunique() > 1
@@ -232,8 +244,9 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
                                  marker={"color": col[method], "size": 8}, line={"color": col[method]},
                                  hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} ms/sample"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
-    return _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
-                   "latency per sample [ms]", logx=True, logy=True)
+    _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
+            "latency per sample [ms]", logx=True, logy=True)
+    return _ticks(fig, agg[axis])
 
 
 def latency_vs_S(df: pd.DataFrame) -> go.Figure:

@@ -16,9 +16,17 @@ from scalebench.report.trend import FIXED, IMPROVES, NO_DATA
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
+    from rich.text import Text
 
 DISPLAY_COLUMNS = ["category", "generator", "sampler", "S", "K", "outer", "seed S", "seed K", "seed outer",
                    "agrees", "S evidence", "K evidence"]
+
+
+def _str(v: Any, empty: str = "") -> str:
+    """A cell string: None/NaN (as pandas stores missing strings) become `empty`."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return empty
+    return str(v)
 
 
 def _num(v: Any) -> str:
@@ -58,8 +66,8 @@ def table_display(table_df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in table_df.iterrows():
         rows.append([
-            str(r["category"]), str(r["generator"]), "" if r["sampler"] is None else str(r["sampler"]),
-            str(r["S"]), str(r["K"]), str(r["outer"] or "—"), str(r["seed_S"]), str(r["seed_K"]),
+            _str(r["category"]), _str(r["generator"]), _str(r["sampler"]),
+            str(r["S"]), str(r["K"]), _str(r["outer"], "—") or "—", str(r["seed_S"]), str(r["seed_K"]),
             str(r["seed_outer"]), str(r["agrees"]), evidence_text(r, "S"), evidence_text(r, "K"),
         ])
     return pd.DataFrame(rows, columns=DISPLAY_COLUMNS)
@@ -82,11 +90,32 @@ def markdown_table(table_df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+_SHORT = ("category", "S", "K", "outer", "seed S", "seed K", "seed outer", "agrees")
 _STYLE = {IMPROVES: "green", "❌": "red", FIXED: "dim", NO_DATA: "yellow"}
 
 
-def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evidence: bool = True) -> Table:
-    """A rich Table grouped by seed category (sections); user strings never parsed as markup."""
+def render_terminal_evidence(table_df: pd.DataFrame) -> Text:
+    """The evidence as one line per varied axis (readable at any terminal width)."""
+    from rich.text import Text
+
+    d = table_display(table_df)
+    out = Text()
+    for _, r in d.iterrows():
+        name = r["generator"] + (f"/{r['sampler']}" if r["sampler"] not in ("", "default") else "")
+        for axis in ("S", "K"):
+            if r[axis] not in (FIXED,):
+                label = f"{r[axis]} {name}" + (f" {axis}: " if r[axis] == NO_DATA else ": ")
+                out.append(label, style=_STYLE.get(r[axis], ""))
+                out.append(r[f"{axis} evidence"] + "\n")
+    return out
+
+
+def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evidence: bool = False) -> Table:
+    """A rich Table grouped by seed category (sections); user strings never parsed as markup.
+
+    `evidence=True` adds the two evidence columns (wide terminals); otherwise print
+    `render_terminal_evidence` below the table.
+    """
     from rich.table import Table
     from rich.text import Text
 
@@ -96,7 +125,8 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
     t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False)
     cols = DISPLAY_COLUMNS if evidence else DISPLAY_COLUMNS[:10]
     for c in cols:
-        t.add_column(c, overflow="fold", justify="center" if c in ("S", "K", "seed S", "seed K") else "left")
+        t.add_column(c, overflow="fold", no_wrap=c in _SHORT, min_width=10 if c in ("generator", "sampler") else None,
+                     justify="center" if c in ("S", "K", "seed S", "seed K") else "left")
     prev = None
     for _, r in d.iterrows():
         if prev is not None and r["category"] != prev:

@@ -80,11 +80,22 @@ class AxisEvidence:
         return d
 
 
+def average_ranks(a: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank (as scipy.stats.rankdata, without importing scipy)."""
+    a = np.asarray(a, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a))
+    ranks[order] = np.arange(1, len(a) + 1)
+    for v in np.unique(a):
+        tied = a == v
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's ρ with average ranks for ties; 0 when either side is constant."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = average_ranks(x), average_ranks(y)
     sx, sy = rx.std(), ry.std()
     if len(rx) < 2 or sx == 0 or sy == 0:
         return 0.0

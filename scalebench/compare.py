@@ -1,0 +1,474 @@
+"""Compare two result sets point by point: the speed-regression gate of CI.
+
+A latency regression needs both a ratio beyond the threshold *and* significance — a one-sided
+Mann-Whitney U test on the raw per-sample timings (asv's rule; p10–p90 overlap when raw
+samples are missing) — so neither noise nor a real but negligible shift fails a build.
+Quality metrics and the deterministic costs (NFE, FLOPs) move against their declared
+direction by more than their `rel_tolerance` (from `scalebench.metrics.METRICS`).
+
+Each side is a run directory or a folder of them (e.g. the rounds of `scalebench ab`); the
+records of one point across runs are pooled, raw timing samples included. Points are matched
+by `point_id`, else by their settings (`KEY_FIELDS`) — ids differ when a checkpoint or the
+version changes between revisions — and whatever stays unmatched is listed, never dropped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scalebench.results import _run_dirs, latest_records, read_manifest
+
+KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
+DEFAULT_THRESHOLD = 0.10
+DEFAULT_ALPHA = 0.05
+TOLERANCE_COSTS = ("nfe", "flops")  # deterministic: gated by rel_tolerance, no test
+INFO_COSTS = ("peak_mem_bytes",)  # process-wide RSS peak on CPU: shown, never gated
+
+Verdict = Literal["regression", "improvement", "ok", "failed", "info"]
+
+
+class CompareError(ValueError):
+    """Bad input to a comparison, phrased as one line naming the value and the fix."""
+
+
+# ---------------------------------------------------------------------------- thresholds
+
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
+
+
+def parse_fraction(text: str, where: str = "--threshold") -> float:
+    """'10%' or '0.1' → 0.1. A bare number ≥ 1 is refused as ambiguous ('10' → write '10%')."""
+    m = _FRACTION.match(text)
+    if not m:
+        raise CompareError(f"{where} {text!r} is not a percentage; write e.g. '10%' or '0.1', "
+                           "or 'GLOB=PCT' such as 'gpt*=5%' for one generator")
+    value, pct = float(m.group(1)), m.group(2)
+    if pct:
+        value /= 100
+    elif value >= 1:
+        raise CompareError(f"{where} {text!r} is ambiguous; write '{m.group(1)}%' for a percentage "
+                           "or a fraction below 1 (0.1 = 10%)")
+    if value > 10:
+        raise CompareError(f"{where} {text!r} is above 1000%; use a percentage such as '10%'")
+    return value
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Latency ratio thresholds: a default and per-generator glob rules (the last match wins)."""
+
+    default: float = DEFAULT_THRESHOLD
+    rules: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def parse(cls, items: Iterable[str] | None, default: float = DEFAULT_THRESHOLD) -> Thresholds:
+        """From CLI values: '15%' sets the default, 'gpt*=5%' adds a rule for matching generators."""
+        rules: list[tuple[str, float]] = []
+        for item in items or ():
+            if "=" in item:
+                pattern, _, value = item.partition("=")
+                pattern = pattern.strip()
+                if not pattern:
+                    raise CompareError(f"--threshold {item!r} has an empty generator glob; "
+                                       "write e.g. 'gpt*=5%' or a plain '15%' for the default")
+                rules.append((pattern, parse_fraction(value, f"--threshold {pattern}=")))
+            else:
+                default = parse_fraction(item)
+        return cls(default=default, rules=tuple(rules))
+
+    def for_generator(self, name: str) -> float:
+        for pattern, value in reversed(self.rules):
+            if fnmatch.fnmatchcase(name, pattern):
+                return value
+        return self.default
+
+    def describe(self) -> str:
+        return ", ".join([f"{self.default:.0%}"] + [f"{p}={v:.0%}" for p, v in self.rules])
+
+
+# ---------------------------------------------------------------------------- pooled points
+
+@dataclass
+class PooledPoint:
+    """One grid point of one side, pooled over the runs (rounds) that measured it."""
+
+    point_id: str
+    record: dict[str, Any]  # the latest ok record (or the latest failed one): settings, labels
+    runs: list[str] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # per-sample seconds (or /calibration)
+    latency: float = math.nan
+    latency_p10: float = math.nan
+    latency_p90: float = math.nan
+    values: dict[str, float] = field(default_factory=dict)  # quality metrics + nfe/flops/peak mem
+    errors: list[str] = field(default_factory=list)
+    ok_runs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.ok_runs > 0
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return tuple(self.record.get(f) for f in KEY_FIELDS)
+
+    @property
+    def label(self) -> str:
+        r = self.record
+        return f"{r.get('generator')}/{r.get('sampler')} S={r.get('S')} K={r.get('K')} seed={r.get('seed')}"
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _mean(xs: list[float]) -> float:
+    return statistics.fmean(xs) if xs else math.nan
+
+
+def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> PooledPoint:
+    """Pool (record, latency scale, run name) triples of one point."""
+    from scalebench.timing import percentile
+
+    ok = [(r, s, run) for r, s, run in recs if r.get("status") == "ok"]
+    latest = max((r for r, _, _ in (ok or recs)), key=lambda r: str(r.get("ended_at") or r.get("started_at") or ""))
+    p = PooledPoint(point_id=point_id, record=latest, runs=[run for _, _, run in recs], ok_runs=len(ok),
+                    errors=[str(r.get("error")) for r, _, _ in recs if r.get("status") != "ok"])
+    fallback: dict[str, list[float]] = defaultdict(list)
+    values: dict[str, list[float]] = defaultdict(list)
+    for r, scale, _ in ok:
+        per_sample = (r.get("timing") or {}).get("per_sample_s") or []
+        p.samples.extend(float(t) / scale for t in per_sample if _finite(t))
+        cost = r.get("cost") or {}
+        for k in ("latency_s", "latency_p10_s", "latency_p90_s"):
+            if _finite(cost.get(k)):
+                fallback[k].append(cost[k] / scale)
+        for k in (*TOLERANCE_COSTS, *INFO_COSTS):
+            if _finite(cost.get(k)):
+                values[k].append(float(cost[k]))
+        for k, v in (r.get("metrics") or {}).items():
+            if _finite(v):
+                values[k].append(float(v))
+    if p.samples:
+        p.latency = statistics.median(p.samples)
+        p.latency_p10, p.latency_p90 = percentile(p.samples, 10), percentile(p.samples, 90)
+    else:
+        p.latency = _mean(fallback["latency_s"])
+        p.latency_p10, p.latency_p90 = _mean(fallback["latency_p10_s"]), _mean(fallback["latency_p90_s"])
+    p.values = {k: _mean(v) for k, v in values.items()}
+    return p
+
+
+def load_side(paths: Sequence[str | Path], normalize: bool = False) -> dict[str, PooledPoint]:
+    """point_id → PooledPoint over every run directory under `paths` (rounds are pooled).
+
+    With `normalize`, each run's latencies are divided by its manifest's `calibration_s`
+    before pooling, so runs from different machines (or moments) become comparable.
+    """
+    grouped: dict[str, list[tuple[dict[str, Any], float, str]]] = defaultdict(list)
+    for d in _run_dirs(paths):
+        scale = 1.0
+        if normalize:
+            cal = read_manifest(d).get("calibration_s")
+            if not _finite(cal) or cal <= 0:
+                raise CompareError(f"{d}/manifest.json has no calibration_s; re-run it with this scalebench "
+                                   "or drop --normalize")
+            scale = float(cal)
+        for pid, rec in latest_records(d).items():
+            grouped[pid].append((rec, scale, str(d)))
+    return {pid: _pool(pid, recs) for pid, recs in grouped.items()}
+
+
+# ---------------------------------------------------------------------------- matching
+
+@dataclass(frozen=True)
+class Unmatched:
+    side: Literal["baseline", "candidate"]
+    point: str
+    point_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Match:
+    baseline: PooledPoint
+    candidate: PooledPoint
+    by: Literal["point_id", "settings"]
+
+
+def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
+                 ) -> tuple[list[Match], list[Unmatched]]:
+    """Pair points by point_id, then by settings (KEY_FIELDS); list the rest with a reason."""
+    matches = [Match(base[pid], cand[pid], "point_id") for pid in sorted(base.keys() & cand.keys())]
+    unmatched: list[Unmatched] = []
+    rest_b: dict[tuple, list[PooledPoint]] = defaultdict(list)
+    rest_c: dict[tuple, list[PooledPoint]] = defaultdict(list)
+    for pid in base.keys() - cand.keys():
+        rest_b[base[pid].key].append(base[pid])
+    for pid in cand.keys() - base.keys():
+        rest_c[cand[pid].key].append(cand[pid])
+
+    def newest(ps: list[PooledPoint]) -> PooledPoint:
+        return max(ps, key=lambda p: (p.ok, str(p.record.get("ended_at") or "")))
+
+    for key in sorted(rest_b.keys() | rest_c.keys(), key=str):
+        bs, cs = rest_b.get(key, []), rest_c.get(key, [])
+        if bs and cs:
+            b, c = newest(bs), newest(cs)
+            matches.append(Match(b, c, "settings"))
+            for side, ps, chosen in (("baseline", bs, b), ("candidate", cs, c)):
+                unmatched += [Unmatched(side, p.label, p.point_id, "same settings as a matched point but another "
+                                        "point_id (other metrics or timing settings); the newest was compared")
+                              for p in ps if p is not chosen]
+            continue
+        side, ps = ("baseline", bs) if bs else ("candidate", cs)
+        other = "candidate" if side == "baseline" else "baseline"
+        unmatched += [Unmatched(side, p.label, p.point_id, f"no point with these settings in the {other}")
+                      for p in ps]
+    matches.sort(key=lambda m: tuple(str(v) for v in m.baseline.key))
+    return matches, unmatched
+
+
+# ---------------------------------------------------------------------------- decisions
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    ratio: float
+    p_value: float | None = None
+    test: str = ""
+    note: str = ""
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """The smallest one-sided p-value an exact Mann-Whitney U test can reach with n1, n2 samples."""
+    return 1.0 / math.comb(n1 + n2, n1) if n1 and n2 else 1.0
+
+
+def _ratio(base: float, cand: float) -> float:
+    if base == cand:
+        return 1.0
+    if base == 0 or not math.isfinite(base):
+        return math.inf if cand > 0 else -math.inf if cand < 0 else math.nan
+    return cand / base
+
+
+def _interval(given: tuple[float, float] | None, samples: Sequence[float]) -> tuple[float, float] | None:
+    if given and all(map(_finite, given)):
+        return given
+    return (min(samples), max(samples)) if samples else None
+
+
+def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
+                     alpha: float = DEFAULT_ALPHA, base_interval: tuple[float, float] | None = None,
+                     cand_interval: tuple[float, float] | None = None,
+                     base_value: float | None = None, cand_value: float | None = None) -> Decision:
+    """Regression iff median ratio > 1 + threshold and the candidate is significantly slower.
+
+    `base`/`cand` are raw timing samples; with too few of them to reach `alpha`, the p10–p90
+    intervals (non-overlap) decide instead, as asv does without raw samples.
+    """
+    b_med = statistics.median(base) if base else base_value
+    c_med = statistics.median(cand) if cand else cand_value
+    if b_med is None or c_med is None or not (_finite(b_med) and _finite(c_med)):
+        return Decision("info", math.nan, test="none", note="no latency on one side")
+    ratio = _ratio(b_med, c_med)
+    slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
+    if len(base) >= 2 and len(cand) >= 2 and min_p_value(len(base), len(cand)) < alpha:
+        from scipy.stats import mannwhitneyu
+
+        p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
+        p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
+        p = p_slow if ratio >= 1 else p_fast
+        test = f"Mann-Whitney n={len(base)}/{len(cand)}"
+        sig_slow, sig_fast = p_slow < alpha, p_fast < alpha
+    else:
+        bi = _interval(base_interval, base)
+        ci = _interval(cand_interval, cand)
+        if not (bi and ci):
+            return Decision("ok", ratio, None, "none", "no spread on one side: ratio alone cannot gate")
+        p, test = None, "p10–p90 overlap"
+        sig_slow, sig_fast = ci[0] > bi[1], ci[1] < bi[0]
+    if slower:
+        if sig_slow:
+            return Decision("regression", ratio, p, test)
+        return Decision("ok", ratio, p, test, f"slower by {ratio - 1:.1%} but not significant")
+    if faster:
+        if sig_fast:
+            return Decision("improvement", ratio, p, test)
+        return Decision("ok", ratio, p, test, f"faster by {1 - ratio:.1%} but not significant")
+    note = f"significant but within ±{threshold:.0%}" if (sig_slow and ratio > 1) or (sig_fast and ratio < 1) else ""
+    return Decision("ok", ratio, p, test, note)
+
+
+def metric_decision(metric: str, base: float, cand: float, tolerance: float | None = None) -> Decision:
+    """Quality or deterministic cost: worse in the declared direction by more than rel_tolerance."""
+    from scalebench.metrics import METRICS
+
+    spec = METRICS.get(metric)
+    better = spec.better if spec else "lower"
+    tol = tolerance if tolerance is not None else (spec.rel_tolerance if spec else 0.05)
+    if not (_finite(base) and _finite(cand)):
+        return Decision("info", math.nan, test="none", note="not finite on one side")
+    ratio = _ratio(base, cand)
+    if base == cand:
+        return Decision("ok", 1.0, test=f"±{tol:.0%}")
+    rel = (cand - base) / abs(base) if base != 0 else math.copysign(math.inf, cand - base)
+    worse = rel > tol if better == "lower" else rel < -tol
+    improved = rel < -tol if better == "lower" else rel > tol
+    verdict: Verdict = "regression" if worse else "improvement" if improved else "ok"
+    return Decision(verdict, ratio, None, f"±{tol:.0%} ({better} is better)")
+
+
+# ---------------------------------------------------------------------------- the report
+
+@dataclass(frozen=True)
+class Row:
+    point: str
+    generator: str
+    sampler: str
+    S: int
+    K: int
+    seed: int
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    ratio: float | None
+    p_value: float | None
+    test: str
+    threshold: float | None
+    verdict: Verdict
+    note: str
+    matched_by: str
+    baseline_id: str
+    candidate_id: str
+
+
+@dataclass
+class CompareReport:
+    baseline: list[str]
+    candidate: list[str]
+    thresholds: Thresholds
+    alpha: float
+    normalize: bool
+    rows: list[Row]
+    unmatched: list[Unmatched]
+    matched: int
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict in ("regression", "failed")]
+
+    @property
+    def improvements(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == "improvement"]
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+    @property
+    def exit_code(self) -> int:
+        """1 on a regression (or a point that fails only in the candidate), else 0."""
+        return 1 if self.regressed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "baseline": self.baseline, "candidate": self.candidate, "alpha": self.alpha,
+            "threshold": self.thresholds.default,
+            "thresholds": [{"generator": p, "threshold": v} for p, v in self.thresholds.rules],
+            "normalize": self.normalize, "latency_unit": "calibration units" if self.normalize else "s/sample",
+            "verdict": "regression" if self.regressed else "ok", "exit_code": self.exit_code,
+            "matched": self.matched, "regressions": len(self.regressions), "improvements": len(self.improvements),
+            "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows],
+            "unmatched": [asdict(u) for u in self.unmatched],
+        }
+
+
+def _row(m: Match, metric: str, b: float | None, c: float | None, d: Decision, threshold: float | None) -> Row:
+    r = m.baseline.record
+    clean = (lambda v: None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+    return Row(point=m.baseline.label, generator=str(r.get("generator")), sampler=str(r.get("sampler")),
+               S=r.get("S"), K=r.get("K"), seed=r.get("seed"), metric=metric, baseline=clean(b),
+               candidate=clean(c), ratio=clean(d.ratio), p_value=d.p_value, test=d.test, threshold=threshold,
+               verdict=d.verdict, note=d.note, matched_by=m.by, baseline_id=m.baseline.point_id,
+               candidate_id=m.candidate.point_id)
+
+
+def compare_matched(m: Match, thresholds: Thresholds, alpha: float) -> list[Row]:
+    """The rows of one matched point: status, latency, deterministic costs, quality, info."""
+    b, c = m.baseline, m.candidate
+    if not c.ok:
+        err = c.errors[-1] if c.errors else "failed"
+        verdict: Verdict = "failed" if b.ok else "info"
+        note = f"fails in the candidate: {err}" if b.ok else f"fails on both sides: {err}"
+        return [_row(m, "status", None, None, Decision(verdict, math.nan, note=note), None)]
+    if not b.ok:
+        err = b.errors[-1] if b.errors else "failed"
+        return [_row(m, "status", None, None, Decision("improvement", math.nan, note=f"failed in the baseline: {err}"),
+                     None)]
+    thr = thresholds.for_generator(str(b.record.get("generator")))
+    rows = [_row(m, "latency_s", b.latency, c.latency, latency_decision(
+        b.samples, c.samples, thr, alpha, (b.latency_p10, b.latency_p90), (c.latency_p10, c.latency_p90),
+        b.latency, c.latency), thr)]
+    notes = []
+    if b.record.get("device") != c.record.get("device"):
+        notes.append(f"devices differ: {b.record.get('device')} vs {c.record.get('device')}")
+    partial = [f"{s.ok_runs}/{len(s.runs)} runs ok in the {name}" for name, s in (("baseline", b), ("candidate", c))
+               if s.ok_runs < len(s.runs)]
+    if notes or partial:
+        r0 = rows[0]
+        rows[0] = Row(**{**asdict(r0), "note": "; ".join(filter(None, [r0.note, *notes, *partial]))})
+    from scalebench.metrics import METRICS
+
+    names = [k for k in TOLERANCE_COSTS if k in b.values or k in c.values]
+    names += sorted(k for k in b.values.keys() | c.values.keys() if k not in (*TOLERANCE_COSTS, *INFO_COSTS))
+    for k in names:
+        if k not in b.values or k not in c.values:
+            only = "baseline" if k in b.values else "candidate"
+            rows.append(_row(m, k, b.values.get(k), c.values.get(k),
+                             Decision("info", math.nan, note=f"only in the {only}"), None))
+            continue
+        d = metric_decision(k, b.values[k], c.values[k])
+        rows.append(_row(m, k, b.values[k], c.values[k], d, METRICS[k].rel_tolerance if k in METRICS else None))
+    for k in INFO_COSTS:
+        if k in b.values and k in c.values:
+            rows.append(_row(m, k, b.values[k], c.values[k],
+                             Decision("info", _ratio(b.values[k], c.values[k]), note="not gated"), None))
+    return rows
+
+
+def compare_runs(baseline: str | Path | Sequence[str | Path], candidate: str | Path | Sequence[str | Path],
+                 thresholds: Thresholds | None = None, alpha: float = DEFAULT_ALPHA,
+                 normalize: bool = False) -> CompareReport:
+    """Compare two result sets (run dirs or folders of run dirs, pooled) and decide."""
+    if not 0 < alpha < 1:
+        raise CompareError(f"--alpha {alpha} must lie strictly between 0 and 1; the usual choice is 0.05")
+    thresholds = thresholds or Thresholds()
+    sides = []
+    for name, paths in (("baseline", baseline), ("candidate", candidate)):
+        paths = [paths] if isinstance(paths, str | Path) else list(paths)
+        pooled = load_side(paths, normalize)
+        if not pooled:
+            raise CompareError(f"{name} {', '.join(map(str, paths))} holds no records; "
+                               "pass a run directory written by `scalebench run`")
+        sides.append((paths, pooled))
+    (b_paths, base), (c_paths, cand) = sides
+    matches, unmatched = match_points(base, cand)
+    if not matches:
+        raise CompareError(f"no point of {', '.join(map(str, b_paths))} matches one of {', '.join(map(str, c_paths))} "
+                           f"(by point_id or by {'/'.join(KEY_FIELDS)}); compare runs of the same spec")
+    rows = [row for m in matches for row in compare_matched(m, thresholds, alpha)]
+    return CompareReport(baseline=[str(p) for p in b_paths], candidate=[str(p) for p in c_paths],
+                         thresholds=thresholds, alpha=alpha, normalize=normalize, rows=rows,
+                         unmatched=unmatched, matched=len(matches))

@@ -1,0 +1,246 @@
+"""The self-contained HTML report: provenance, the 2-axis table, every chart, sample grids.
+
+`index.html` opens offline with no network request: plotly.js is inlined from the plotly
+package, figures are JSON in `<script type="application/json">` blocks (Plotly's encoder
+writes `<`, `>`, `/` as \\u escapes, so no string can end the block), and a
+Content-Security-Policy forbids any fetch. Every user-provided string (generator, sampler,
+spec text, manifest fields) goes through `html.escape`. `table.md` and `table.csv` are
+written beside it; `png=True` adds `png/<chart>.png` via kaleido.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from scalebench.report import charts
+from scalebench.report.table import known_cards, quality_metrics, scalability_table
+from scalebench.report.tablefmt import DISPLAY_COLUMNS, markdown_table, table_display
+from scalebench.report.trend import DecisionRule
+from scalebench.results import _run_dirs, atomic_write_text, load_results, read_manifest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scalebench.api import MethodCard
+
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+       "img-src data: blob:; font-src data:")
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def esc(v: Any) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+@dataclass
+class Chart:
+    """One figure on the page: a stable id (file name of its PNG), a heading, the figure."""
+
+    id: str
+    heading: str
+    figure: go.Figure
+    section: str = "charts"
+
+
+def build_charts(df: pd.DataFrame, metric: str, previews: Mapping[str, Any] | None = None,
+                 points: Mapping[tuple[str, str], list[tuple[str, str]]] | None = None) -> list[Chart]:
+    """Every chart of the report, in page order."""
+    out = [
+        Chart("quality_vs_K", f"{metric} vs refinement steps K", charts.quality_vs_K(df, metric)),
+        Chart("quality_vs_S", f"{metric} vs sequence steps S", charts.quality_vs_S(df, metric)),
+        Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric)),
+        Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric)),
+        Chart("quality_vs_latency", f"{metric} vs latency, Pareto frontier", charts.quality_vs_latency(df, metric)),
+        Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric)),
+        Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
+        Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df)),
+    ]
+    for m in quality_metrics(df):
+        if m != metric:
+            out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "more"))
+            out.append(Chart(f"{m}_vs_S", f"{m} vs S", charts.quality_vs_S(df, m), "more"))
+    for i, ((gen, sampler), chosen) in enumerate(sorted((points or {}).items())):
+        grids = {label: previews[pid] for label, pid in chosen if previews and pid in previews}
+        if grids:
+            name = gen if sampler in ("default", "") else f"{gen}/{sampler}"
+            out.append(Chart(f"samples_{i:02d}", f"samples: {name}",
+                             charts.sample_grid(grids, title=f"samples: {name}"), "samples"))
+    return out
+
+
+def _provenance_html(manifests: Mapping[str, dict[str, Any]], df: pd.DataFrame) -> str:
+    parts = []
+    for run, m in manifests.items():
+        spec = m.get("spec") or {}
+        prov = m.get("provenance") or {}
+        hashes = df.loc[df["run"] == run, "spec_hash"].dropna().unique()
+        fields = [("run", run), ("spec", spec.get("name")), ("spec source", m.get("spec_source")),
+                  ("spec hash", ((m.get("invocations") or [{}])[-1].get("spec_hash")
+                                 or (", ".join(map(str, hashes)) or None))),
+                  ("git commit", m.get("git_commit")), ("device", m.get("device")),
+                  ("device name", prov.get("device_name")), ("host", prov.get("host")),
+                  ("platform", prov.get("platform")), ("started", m.get("started_at")),
+                  ("calibration (s)", m.get("calibration_s")),
+                  ("invocations", len(m.get("invocations") or []) or None)]
+        rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in fields if v not in (None, ""))
+        versions = m.get("versions") or {}
+        vers = ", ".join(f"{esc(k)} {esc(v)}" for k, v in versions.items())
+        rows += f"<tr><th>versions</th><td>{vers or '—'}</td></tr>"
+        raw = m.get("spec_raw") or (json.dumps(spec, indent=2, default=str) if spec else "")
+        spec_block = f"<details><summary>spec</summary><pre>{esc(raw)}</pre></details>" if raw else ""
+        parts.append(f'<div class="run"><table class="kv">{rows}</table>{spec_block}</div>')
+    commits = sorted(set(df["git_commit"].dropna().astype(str)))
+    n_ok = df.loc[df["status"] == "ok", "point_id"].nunique()
+    n_failed = df.loc[df["status"] != "ok", "point_id"].nunique()
+    summary = (f"<p>{n_ok} points ok, {n_failed} failed; record commits: "
+               f"{esc(', '.join(commits)) or '—'}</p>")
+    return summary + "".join(parts)
+
+
+def _table_html(table_df: pd.DataFrame) -> str:
+    d = table_display(table_df)
+    head = "".join(f"<th>{esc(c)}</th>" for c in DISPLAY_COLUMNS)
+    body, prev = [], None
+    for _, r in d.iterrows():
+        if r["category"] != prev:
+            body.append(f'<tr class="group"><th colspan="{len(DISPLAY_COLUMNS)}">{esc(r["category"])}</th></tr>')
+            prev = r["category"]
+        cells = []
+        for c in DISPLAY_COLUMNS:
+            v = str(r[c])
+            cls = {"✅": "yes", "❌": "no", "—": "fixed", "?": "nodata"}.get(v, "") if c in ("S", "K", "seed S", "seed K") \
+                else ("agree" if c == "agrees" and v == "yes" else "disagree" if c == "agrees" and v.startswith("no")
+                      else "evidence" if c.endswith("evidence") else "")
+            cells.append(f'<td class="{cls}">{esc(v)}</td>' if cls else f"<td>{esc(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table id="scalability-table" class="grid"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _chart_html(chart: Chart) -> str:
+    payload = chart.figure.to_json()  # plotly escapes <, >, / as \u003c, \u003e, \u002f
+    if re.search(r"</", payload, re.I):  # defence in depth: never let data close the block
+        raise ValueError(f"figure {chart.id} JSON contains '</'; refusing to embed it")
+    caption = "" if chart.section == "samples" else f"<figcaption>{esc(chart.heading)}</figcaption>"
+    return (f'<figure class="chart {esc(chart.section)}">{caption}'
+            f'<div class="plotly-chart" id="chart-{esc(chart.id)}" data-chart="{esc(chart.id)}"></div>'
+            f'<script type="application/json" id="data-{esc(chart.id)}">{payload}</script></figure>')
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:0 18px;color:#222}
+h1{margin:18px 0 4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+table.grid{border-collapse:collapse;width:100%;font-size:13px}
+table.grid th,table.grid td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}
+table.grid thead th{background:#f4f4f4;position:sticky;top:0}
+tr.group th{background:#eef3fb;text-transform:uppercase;letter-spacing:.04em;font-size:12px}
+td.yes,td.no,td.fixed,td.nodata{text-align:center;font-size:16px}td.yes{background:#e3f5e1}td.no{background:#fbe3e3}
+td.nodata{background:#fff6d6}td.evidence{font-size:12px;color:#444;max-width:420px}
+td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}
+table.kv th{text-align:right;padding-right:10px;color:#555;font-weight:500}table.kv td{font-family:ui-monospace,monospace}
+.run{display:inline-block;vertical-align:top;margin:0 24px 12px 0}
+figure.chart{margin:14px 0}figure.samples{display:inline-block;margin-right:12px}
+figcaption{font-weight:600;margin-bottom:2px}.note{color:#555}pre{background:#f7f7f7;padding:8px;overflow:auto}
+"""
+
+LOADER = """
+(function(){
+  var errors=[];
+  document.querySelectorAll('div.plotly-chart').forEach(function(div){
+    var id=div.getAttribute('data-chart');
+    var fig=JSON.parse(document.getElementById('data-'+id).textContent);
+    Plotly.newPlot(div,fig.data||[],fig.layout||{},CONFIG).catch(function(e){errors.push(id+': '+e);console.error(e);});
+  });
+  window.scalebenchChartErrors=errors;
+})();
+"""
+
+
+def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapping[str, dict[str, Any]],
+                df: pd.DataFrame, rule: DecisionRule, pngs: Iterable[Path] = ()) -> str:
+    """The page as one string (plotly.js inlined)."""
+    import plotly
+
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
+    better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
+    from scalebench import __version__ as sb_version
+
+    sections = {"charts": [], "more": [], "samples": []}
+    for c in chart_list:
+        sections[c.section].append(_chart_html(c))
+    png_links = "".join(f'<li><a href="png/{esc(p.name)}">{esc(p.name)}</a></li>' for p in pngs)
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    more = (f"<h2>Other quality metrics</h2>{''.join(sections['more'])}" if sections["more"] else "")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>scalebench report</title><style>{STYLE}</style>
+<script>{plotly_js}</script>
+</head><body>
+<h1>scalebench report</h1>
+<p class="note">Measured inference-time scaling along S (sequential commit steps) and K (refinement steps).
+Generated {esc(generated)} by scalebench {esc(sb_version)}. Works offline; <a href="table.md">table.md</a> ·
+<a href="table.csv">table.csv</a>.</p>
+<h2>Provenance</h2>
+{_provenance_html(manifests, df)}
+<h2>Measured 2-axis scalability table</h2>
+<p class="note">Quality metric <b>{esc(metric)}</b> ({esc(better)} is better). ✅ improves with more steps ·
+❌ varied, no improvement · — fixed for this method · ? no data. Seed columns: the seed document's
+classification of the family; <i>agrees</i> compares them. Rule: {esc(rule.describe())}
+Methods varying both axes are judged at the other axis's largest value (see the evidence).</p>
+{_table_html(table_df)}
+<h2>Charts</h2>
+{''.join(sections['charts'])}
+{more}
+<h2>Samples</h2>
+<p class="note">16 stored samples per point: the cheapest and the most expensive grid point of each method.</p>
+{''.join(sections['samples']) or '<p>no previews stored in these results</p>'}
+{f'<h2>Static images</h2><ul>{png_links}</ul>' if png_links else ''}
+<script>var CONFIG={json.dumps(PLOTLY_CONFIG)};{LOADER}</script>
+</body></html>
+"""
+
+
+def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path, png: bool = False,
+                 metric: str | None = None, rule: DecisionRule = DecisionRule(),
+                 cards: Mapping[str, MethodCard] | None = None) -> Path:
+    """Write index.html, table.md and table.csv (and png/*.png) into `out_dir`; return index.html.
+
+    `cards` default to the registry's cards for the generators in the results.
+    """
+    from scalebench.report.previews import load_previews, preview_points
+
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    paths = list(paths)
+    df = load_results(paths)
+    if cards is None:
+        cards = known_cards(df["generator"].dropna().unique())
+    table_df = scalability_table(df, metric, rule=rule, cards=cards)
+    metric = str(table_df["metric"].iloc[0])
+    points = preview_points(df)
+    previews = load_previews(paths, [pid for chosen in points.values() for _, pid in chosen])
+    chart_list = build_charts(df, metric, previews, points)
+    manifests = {d.name: read_manifest(d) for d in _run_dirs(paths)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs: list[Path] = []
+    if png:
+        from scalebench.report.images import write_pngs
+
+        pngs = write_pngs({c.id: c.figure for c in chart_list}, out / "png")
+    atomic_write_text(out / "table.md", markdown_table(table_df))
+    atomic_write_text(out / "table.csv", table_df.to_csv(index=False))
+    index = out / "index.html"
+    atomic_write_text(index, render_html(table_df, chart_list, manifests, df, rule, pngs))
+    return index
