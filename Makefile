@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 run: install
 	$(SB) run $(SPEC) --out $(OUT)
+	$(SB) report $(OUT) --out $(OUT)/report
+
+report: install
+	$(SB) report $(OUT) --out $(OUT)/report
 
 test: install
 	$(PY) -m pytest -q

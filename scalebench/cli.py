@@ -13,6 +13,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from scalebench.compare_cli import ab_cmd, compare_cmd
+from scalebench.report.commands import report_cmd, table_cmd
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure inference-time scaling curves of generative models along S and K.")
 console = Console()
@@ -83,11 +86,22 @@ def run(
     result = run_sweep(s, run_dir, only=names, progress=progress)
     df = load_results(run_dir)
     console.print(rich_summary(df, title=f"{s.name} — {run_dir}"))
+    _print_scalability_table(df)
     console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
                   f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{run_dir}[/]")
     if result.interrupted:
         err_console.print("interrupted: finished points are saved; run the same command again to resume")
         raise typer.Exit(130)
+
+
+def _print_scalability_table(df: Any) -> None:
+    """The measured 2-axis table (skipped for a speed-only sweep, which has no quality metric)."""
+    from scalebench.report.table import known_cards, quality_metrics, scalability_table
+    from scalebench.report.tablefmt import render_terminal_table
+
+    if quality_metrics(df):
+        t = scalability_table(df, cards=known_cards(df["generator"].dropna().unique()))
+        console.print(render_terminal_table(t))
 
 
 @app.command("list")
@@ -170,16 +184,11 @@ def export(
         console.print(f"wrote {p} ({len(df)} rows)")
 
 
-from scalebench.compare_cli import ab_cmd, compare_cmd  # noqa: E402
-
-app.command("compare")(cli_errors(compare_cmd))
-app.command("ab")(cli_errors(ab_cmd))
-
-
-from scalebench.report.commands import report_cmd, table_cmd  # noqa: E402 — light: typer only
-
+# Commands whose bodies live beside the code they drive (their modules import only typer at load).
 app.command("table")(cli_errors(table_cmd))
 app.command("report")(cli_errors(report_cmd))
+app.command("compare")(cli_errors(compare_cmd))
+app.command("ab")(cli_errors(ab_cmd))
 
 
 def main() -> None:  # pragma: no cover

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scalebench.results import _run_dirs, latest_records, read_manifest
+from scalebench.results import run_dirs, latest_records, read_manifest
 
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
 DEFAULT_THRESHOLD = 0.10
@@ -173,7 +173,7 @@ def load_side(paths: Sequence[str | Path], normalize: bool = False) -> dict[str,
     before pooling, so runs from different machines (or moments) become comparable.
     """
     grouped: dict[str, list[tuple[dict[str, Any], float, str]]] = defaultdict(list)
-    for d in _run_dirs(paths):
+    for d in run_dirs(paths):
         scale = 1.0
         if normalize:
             cal = read_manifest(d).get("calibration_s")

@@ -116,7 +116,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def _run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+def run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     """Expand paths: a run dir (has points.jsonl), or a folder of run dirs."""
     dirs: list[Path] = []
     for p in map(Path, paths):
@@ -168,7 +168,7 @@ def load_results(paths: str | Path | Iterable[str | Path], include_failed: bool 
     if isinstance(paths, str | Path):
         paths = [paths]
     rows: list[dict[str, Any]] = []
-    for d in _run_dirs(paths):
+    for d in run_dirs(paths):
         for rec in latest_records(d).values():
             if include_failed or rec.get("status") == "ok":
                 rows.extend(record_rows(rec, d.name))

@@ -1,11 +1,13 @@
 """Test doubles for the harness itself; importing this module registers them.
 
 `SleepyGenerator` ("sleepy") is a tiny generator whose every network call does a fixed
-amount of real work (`blocks` small matmul + tanh layers on the batch); a planted `slowdown`
-s adds s × blocks more layers (fractions carried over to the next call), so the network
-really grows by s and the machine's noise scales with it. (Busy-waiting s × the measured
-call time instead was tried: on a contended CPU the spinning process is preempted more, and
-a planted 30% read as 60–90%.) The A and B sides of a speed-gate experiment run the same code
+amount of real work (`blocks` elementwise layers tanh(h·w + c) on the batch); a planted
+`slowdown` s adds s × blocks more layers (fractions carried over to the next call), so the
+network really grows by s and the machine's noise scales with it. Elementwise layers are
+invisible to the FLOP counter, so the planted slowdown models what only timing can catch
+(overhead, syncs, copies) and the gate's FLOPs check cannot flag it. (Busy-waiting s × the
+measured call time was tried first: on a contended CPU the spinning process is preempted
+more, and a planted 30% read as 60–90%.) The A and B sides of a speed-gate experiment run the same code
 and differ only by the environment variable ``SCALEBENCH_SLEEPY_SLOWDOWN``, read at
 construction. It is registered only when this module is imported (``scalebench ab --import
 scalebench.testing``), so it never shows up in a user's `scalebench list`.
@@ -36,17 +38,17 @@ def _slowdown_from_env() -> float:
 
 
 class SleepyGenerator:
-    """Noise images after S×K small MLP calls, each stretched by a planted slowdown."""
+    """Noise images after S×K cheap network calls, each (1 + slowdown)× as much work."""
 
     card = MethodCard(
         name="sleepy", family="test double", category="both-outer-S",
         S=Axis(meaning="outer steps", default=4, low=1, high=256),
         K=Axis(meaning="network calls per outer step", default=4, low=1, high=256),
         outer="S", paper="none (a timing test double)",
-        notes=f"per call: `blocks` 64×64 matmul+tanh layers, (1 + slowdown)× as many with {SLOWDOWN_ENV}",
+        notes=f"per call: `blocks` layers tanh(h·w + c), (1 + slowdown)× as many with {SLOWDOWN_ENV}",
     )
 
-    def __init__(self, device: str = "cpu", slowdown: float | None = None, blocks: int = 20) -> None:
+    def __init__(self, device: str = "cpu", slowdown: float | None = None, blocks: int = 40) -> None:
         self.device = device
         self.slowdown = _slowdown_from_env() if slowdown is None else float(slowdown)
         if not math.isfinite(self.slowdown) or self.slowdown < 0:
@@ -56,7 +58,8 @@ class SleepyGenerator:
         self.blocks = blocks
         self._carry = 0.0  # fractional layers owed by the slowdown, paid on later calls
         gen = torch.Generator().manual_seed(0)
-        self.w = (torch.randn(64, 64, generator=gen) / 8).to(device)
+        self.w = torch.randn(64, generator=gen).to(device)
+        self.c = (torch.randn(64, generator=gen) / 4).to(device)
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
         self._carry += self.blocks * (1 + self.slowdown)
@@ -64,7 +67,7 @@ class SleepyGenerator:
         self._carry -= layers
         h = x
         for _ in range(layers):
-            h = torch.tanh(h @ self.w)
+            h = torch.tanh(torch.addcmul(self.c, h, self.w))
         return torch.sigmoid(h)
 
     def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None) -> torch.Tensor:

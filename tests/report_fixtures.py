@@ -118,6 +118,10 @@ def synthetic_zoo(root: Path, seeds: Iterable[int] = (0, 1, 2), xss: bool = True
             recs.append(make_record(XSS, 1, 1, s, {"fid": 50.0 + s}, category="neither", sampler=XSS))
     # a failed point stays visible but does not count
     recs.append(make_record("gpt", 64, 1, 99, {}, category="sequence", status="failed"))
+    early = make_record("gpt", 16, 1, 98, {}, status="failed")  # failed before the generator loaded
+    for k in ("family", "category", "outer", "likelihood", "dataset"):
+        early.pop(k)
+    recs.append(early)
     return write_run(Path(root) / "synthetic", recs)
 
 

@@ -230,3 +230,16 @@ def test_cli_table_and_report(zoo, tmp_path):
     r = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "rep" / "index.html").is_file()
+
+
+def test_speed_only_results_give_a_report_without_table(tmp_path):
+    from scalebench.report.html import NO_TABLE, write_report
+
+    recs = [make_record("fast", 1, k, 0, {}) for k in (1, 2, 4)]
+    run = write_run(tmp_path / "speed", recs)
+    index = write_report([run], tmp_path / "rep", cards={})
+    page = index.read_text(encoding="utf-8")
+    assert 'id="scalability-table"' not in page and 'id="chart-latency_vs_K"' in page
+    assert (tmp_path / "rep" / "table.md").read_text().strip() == NO_TABLE
+    with pytest.raises(ValueError, match="no quality metric"):
+        scalability_table(load_results(run))

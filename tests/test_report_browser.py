@@ -99,11 +99,11 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
 
 def test_png_export_with_kaleido(tmp_path):
     _require_browser()
-    from scalebench.report.charts import sample_grid
-    from scalebench.report.images import write_pngs
-
     import numpy as np
     import plotly.graph_objects as go
+
+    from scalebench.report.charts import sample_grid
+    from scalebench.report.images import write_pngs
 
     figs = {"line": go.Figure(go.Scatter(x=[1, 2, 4], y=[3, 2, 1], name=XSS)),
             "grid": sample_grid({"a": np.random.default_rng(0).random((16, 1, 8, 8))})}

@@ -23,16 +23,17 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from scalebench.report import charts
-from scalebench.report.table import known_cards, quality_metrics, scalability_table
+from scalebench.report.table import TABLE_COLUMNS, known_cards, quality_metrics, scalability_table
 from scalebench.report.tablefmt import DISPLAY_COLUMNS, markdown_table, table_display
 from scalebench.report.trend import DecisionRule
-from scalebench.results import _run_dirs, atomic_write_text, load_results, read_manifest
+from scalebench.results import run_dirs, atomic_write_text, load_results, read_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
        "img-src data: blob:; font-src data:")
+NO_TABLE = "No quality metric in these results (a speed-only spec?), so there is no scalability table."
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -50,19 +51,23 @@ class Chart:
     section: str = "charts"
 
 
-def build_charts(df: pd.DataFrame, metric: str, previews: Mapping[str, Any] | None = None,
+def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, Any] | None = None,
                  points: Mapping[tuple[str, str], list[tuple[str, str]]] | None = None) -> list[Chart]:
-    """Every chart of the report, in page order."""
-    out = [
-        Chart("quality_vs_K", f"{metric} vs refinement steps K", charts.quality_vs_K(df, metric)),
-        Chart("quality_vs_S", f"{metric} vs sequence steps S", charts.quality_vs_S(df, metric)),
-        Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric)),
-        Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric)),
-        Chart("quality_vs_latency", f"{metric} vs latency, Pareto frontier", charts.quality_vs_latency(df, metric)),
-        Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric)),
-        Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
-        Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df)),
-    ]
+    """Every chart of the report, in page order (`metric=None`: a speed-only run, cost charts only)."""
+    out = []
+    if metric is not None:
+        out += [
+            Chart("quality_vs_K", f"{metric} vs refinement steps K", charts.quality_vs_K(df, metric)),
+            Chart("quality_vs_S", f"{metric} vs sequence steps S", charts.quality_vs_S(df, metric)),
+            Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric)),
+            Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric)),
+            Chart("quality_vs_latency", f"{metric} vs latency, Pareto frontier",
+                  charts.quality_vs_latency(df, metric)),
+            Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric)),
+        ]
+    if ((df["metric"] == "latency_s") & (df["status"] == "ok") & df["value"].notna()).any():
+        out += [Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
+                Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df))]
     for m in quality_metrics(df):
         if m != metric:
             out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "more"))
@@ -198,7 +203,7 @@ Generated {esc(generated)} by scalebench {esc(sb_version)}. Works offline; <a hr
 ❌ varied, no improvement · — fixed for this method · ? no data. Seed columns: the seed document's
 classification of the family; <i>agrees</i> compares them. Rule: {esc(rule.describe())}
 Methods varying both axes are judged at the other axis's largest value (see the evidence).</p>
-{_table_html(table_df)}
+{_table_html(table_df) if len(table_df) else f'<p id="no-table">{esc(NO_TABLE)}</p>'}
 <h2>Charts</h2>
 {''.join(sections['charts'])}
 {more}
@@ -226,12 +231,15 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path, 
     df = load_results(paths)
     if cards is None:
         cards = known_cards(df["generator"].dropna().unique())
-    table_df = scalability_table(df, metric, rule=rule, cards=cards)
-    metric = str(table_df["metric"].iloc[0])
+    if metric is None and not quality_metrics(df):  # a speed-only run: no table, cost charts only
+        table_df = pd.DataFrame(columns=TABLE_COLUMNS)
+    else:
+        table_df = scalability_table(df, metric, rule=rule, cards=cards)
+        metric = str(table_df["metric"].iloc[0]) if len(table_df) else metric
     points = preview_points(df)
     previews = load_previews(paths, [pid for chosen in points.values() for _, pid in chosen])
     chart_list = build_charts(df, metric, previews, points)
-    manifests = {d.name: read_manifest(d) for d in _run_dirs(paths)}
+    manifests = {d.name: read_manifest(d) for d in run_dirs(paths)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pngs: list[Path] = []
@@ -239,7 +247,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path, 
         from scalebench.report.images import write_pngs
 
         pngs = write_pngs({c.id: c.figure for c in chart_list}, out / "png")
-    atomic_write_text(out / "table.md", markdown_table(table_df))
+    atomic_write_text(out / "table.md", markdown_table(table_df) if len(table_df) else NO_TABLE + "\n")
     atomic_write_text(out / "table.csv", table_df.to_csv(index=False))
     index = out / "index.html"
     atomic_write_text(index, render_html(table_df, chart_list, manifests, df, rule, pngs))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebench.results import _run_dirs, latest_records
+from scalebench.results import run_dirs, latest_records
 
 
 def load_previews(paths: Iterable[str | Path], point_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -21,7 +21,7 @@ def load_previews(paths: Iterable[str | Path], point_ids: Iterable[str] | None =
 
     wanted = None if point_ids is None else set(point_ids)
     out: dict[str, np.ndarray] = {}
-    for d in _run_dirs(paths):
+    for d in run_dirs(paths):
         for pid, rec in latest_records(d).items():
             if (wanted is None or pid in wanted) and rec.get("preview") and rec.get("status") == "ok":
                 out[pid] = decode_preview(rec["preview"]).numpy()

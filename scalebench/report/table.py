@@ -40,6 +40,8 @@ KEYS = ["dataset", "generator", "sampler"]
 EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end", "rel", "ci_lo", "ci_hi",
                    "rho", "n_seeds", "reason"]
 CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
+TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
+                 "seed_S", "seed_K", "seed_outer", "agrees"] + [f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
 
 
 def quality_metrics(df: pd.DataFrame) -> list[str]:
@@ -140,6 +142,9 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     metric = check_metric(df, metric)
     better = METRICS[metric].better
     cards = cards or {}
+    # a point that failed before its generator loaded has no dataset: give it its generator's
+    df = df.assign(dataset=df["dataset"].fillna(df["generator"].map(
+        df.dropna(subset=["dataset"]).groupby("generator")["dataset"].first())))
     ok = df[(df["status"] == "ok")]
     data = ok[(ok["metric"] == metric) & np.isfinite(ok["value"])]
     rows = []
@@ -171,9 +176,6 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
         row["seed_outer"] = (seed[2] or "—") if seed else "?"
         row["agrees"] = _agreement(cells, category, outer)
         rows.append(row)
-    head = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
-            "seed_S", "seed_K", "seed_outer", "agrees"]
-    cols = head + [f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     out["_order"] = out["category"].map(CATEGORY_ORDER.index)
     return out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
