@@ -30,20 +30,23 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--slowdowns", default="0.05,0.1,0.2,0.5", help="planted slowdowns (fractions)")
     ap.add_argument("--thresholds", default="10%,5%", help="gate thresholds to evaluate on the same runs; first = default")
     ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="A/B rounds per gate run (as scalebench ab)")
     ap.add_argument("--threads", type=int, default=1, help="torch/OMP threads of the measured processes")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the run directories here (for re-analysis)")
     return ap.parse_args()
 
 
+DEFAULT_ROUNDS = 5
 ARGS = _args()
 os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
 
 import multiprocessing as mp  # noqa: E402
 
-import torch  # noqa: E402,F401  (imported before forking so children start warm)
+import torch  # noqa: E402  (imported before forking so children start warm)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import scalebench.testing  # noqa: E402,F401  (registers "sleepy")
 from scalebench.ab import interleaved  # noqa: E402
@@ -55,7 +58,7 @@ from scalebench.testing import SLOWDOWN_ENV  # noqa: E402
 SPEC = {
     "name": "gate-power", "samples": 64, "batch_size": 64, "metrics": [],
     "timing": {"warmup": 2, "min_repeats": 20, "min_duration_s": 0.2, "max_repeats": 60},
-    "generators": [{"name": "sleepy", "S": [4, 8], "K": [4]}],
+    "generators": [{"name": "sleepy", "S": [2, 4], "K": [4]}],
 }
 
 
@@ -88,16 +91,20 @@ def gate_run(tmp: Path, slowdown: float, rounds: int, thresholds: list[float]) -
 
 def main() -> None:
     console = Console()
+    with FlopCounterMode(display=False):  # the runner's FLOP count imports torch._dynamo: do it once, here
+        torch.rand(1)
     thresholds = [parse_fraction(t) for t in ARGS.thresholds.split(",")]
-    levels = [0.0] + [float(s) for s in ARGS.slowdowns.split(",")]
+    levels = ([0.0] if ARGS.null else []) + ([float(s) for s in ARGS.slowdowns.split(",")] if ARGS.repeats else [])
     plan = [(rep, s) for rep in range(max(ARGS.null, ARGS.repeats)) for s in levels
             if rep < (ARGS.null if s == 0 else ARGS.repeats)]  # levels interleaved: load drift hits all alike
     load0 = os.getloadavg()
     results: list[dict] = []
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gate-power-") as tmp:
+        if ARGS.keep:
+            tmp = str(ARGS.keep)
         for i, (rep, s) in enumerate(plan):
-            res = gate_run(Path(tmp) / f"{i}", s, ARGS.rounds, thresholds)
+            res = gate_run(Path(tmp) / f"{i:03d}-{s}", s, ARGS.rounds, thresholds)
             results.append(res)
             fired = " ".join(f"{t:.0%}:{'FIRE' if res[f'fired@{t}'] else 'pass'}" for t in thresholds)
             console.print(f"[{i + 1}/{len(plan)}] slowdown {s:.0%} rep {rep}: ratios "

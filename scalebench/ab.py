@@ -5,7 +5,8 @@ in its own process with its own code (PYTHONPATH = that side's tree, `python -P`
 current directory cannot shadow it, and the zoo checkpoints are that tree's package data).
 Rounds alternate A B, B A, A B, … (an ABBA order cancels a linear drift of the machine, as
 asv's interleaved `continuous` runs do) and write `<out>/{baseline,candidate}/round-<i>`;
-`compare_runs` pools the raw timing samples of each side over the rounds and decides.
+`compare_runs` pools the raw timing samples of each side over the rounds and decides;
+`compare.json` and `compare.md` (a CI step summary) land next to the rounds.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thresholds, compare_runs
+from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thresholds, compare_runs, to_markdown
 from scalebench.results import atomic_write_text, latest_records
 
 DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5  # the median over 5 round pairs shrugs off two disturbed rounds (docs/speed-gate.md)
 MARKER = "ab.json"
 
 # Run `scalebench run` with the side's own package: refuse if another copy was imported.
@@ -199,7 +200,10 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
         raise AbError(f"--rounds {rounds} must be at least 1 (3 or more for a useful test)")
     t0 = time.perf_counter()
     root = repo_root(root)
-    spec = Path(spec).resolve()
+    spec = Path(spec)
+    if not spec.is_absolute() and not spec.exists() and (root / spec).exists():
+        spec = root / spec  # e.g. the default benchmarks/ci-speed.toml, run from a subdirectory
+    spec = spec.resolve()
     if not spec.is_file():
         raise AbError(f"spec file {str(spec)!r} does not exist; pass a TOML file such as {DEFAULT_SPEC}")
     generators = _spec_generators(spec)
@@ -232,4 +236,5 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
     meta["verdict"] = "regression" if report.regressed else "ok"
     atomic_write_text(out / MARKER, json.dumps(meta, indent=2))
     atomic_write_text(out / "compare.json", json.dumps(report.to_dict(), indent=2))
+    atomic_write_text(out / "compare.md", to_markdown(report))
     return AbResult(report, out, rev, sha, meta["wall_s"], meta["runs"])

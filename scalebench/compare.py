@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scalebench.results import run_dirs, latest_records, read_manifest
+from scalebench.results import latest_records, read_manifest, run_dirs
 
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
 DEFAULT_THRESHOLD = 0.10
@@ -91,7 +91,11 @@ class Thresholds:
         return self.default
 
     def describe(self) -> str:
-        return ", ".join([f"{self.default:.0%}"] + [f"{p}={v:.0%}" for p, v in self.rules])
+        return ", ".join([_pct(self.default)] + [f"{p}={_pct(v)}" for p, v in self.rules])
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.4g}%"
 
 
 # ---------------------------------------------------------------------------- pooled points
@@ -104,6 +108,7 @@ class PooledPoint:
     record: dict[str, Any]  # the latest ok record (or the latest failed one): settings, labels
     runs: list[str] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)  # per-sample seconds (or /calibration)
+    by_run: list[list[float]] = field(default_factory=list)  # the same samples per run, in run order
     latency: float = math.nan
     latency_p10: float = math.nan
     latency_p90: float = math.nan
@@ -133,6 +138,11 @@ def _mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else math.nan
 
 
+def _natural(text: str) -> list[Any]:
+    """Sort key so that round-2 comes before round-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
 def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> PooledPoint:
     """Pool (record, latency scale, run name) triples of one point."""
     from scalebench.timing import percentile
@@ -143,9 +153,12 @@ def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> Poole
                     errors=[str(r.get("error")) for r, _, _ in recs if r.get("status") != "ok"])
     fallback: dict[str, list[float]] = defaultdict(list)
     values: dict[str, list[float]] = defaultdict(list)
-    for r, scale, _ in ok:
+    for r, scale, _ in sorted(ok, key=lambda t: _natural(t[2])):
         per_sample = (r.get("timing") or {}).get("per_sample_s") or []
-        p.samples.extend(float(t) / scale for t in per_sample if _finite(t))
+        run_samples = [float(t) / scale for t in per_sample if _finite(t)]
+        p.samples.extend(run_samples)
+        if run_samples:
+            p.by_run.append(run_samples)
         cost = r.get("cost") or {}
         for k in ("latency_s", "latency_p10_s", "latency_p90_s"):
             if _finite(cost.get(k)):
@@ -229,9 +242,11 @@ def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
                               for p in ps if p is not chosen]
             continue
         side, ps = ("baseline", bs) if bs else ("candidate", cs)
-        other = "candidate" if side == "baseline" else "baseline"
-        unmatched += [Unmatched(side, p.label, p.point_id, f"no point with these settings in the {other}")
-                      for p in ps]
+        other, other_side = ("candidate", cand) if side == "baseline" else ("baseline", base)
+        reason = (f"its settings match a {other} point already compared by point_id (this one differs in "
+                  "metrics or timing settings)" if any(q.key == key for q in other_side.values())
+                  else f"no point with these settings in the {other}")
+        unmatched += [Unmatched(side, p.label, p.point_id, reason) for p in ps]
     matches.sort(key=lambda m: tuple(str(v) for v in m.baseline.key))
     return matches, unmatched
 
@@ -269,10 +284,15 @@ def _interval(given: tuple[float, float] | None, samples: Sequence[float]) -> tu
 def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
                      alpha: float = DEFAULT_ALPHA, base_interval: tuple[float, float] | None = None,
                      cand_interval: tuple[float, float] | None = None,
-                     base_value: float | None = None, cand_value: float | None = None) -> Decision:
-    """Regression iff median ratio > 1 + threshold and the candidate is significantly slower.
+                     base_value: float | None = None, cand_value: float | None = None,
+                     base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = (),
+                     ) -> Decision:
+    """Regression iff the median ratio > 1 + threshold and the candidate is significantly slower.
 
-    `base`/`cand` are raw timing samples; with too few of them to reach `alpha`, the p10–p90
+    `base`/`cand` are the pooled raw timing samples. With as many runs (rounds) on each side,
+    `base_runs`/`cand_runs`, the ratio is the median of the per-round ratios of medians (round
+    i of A against round i of B, run back to back), so one round hit by a burst of load on a
+    shared machine cannot move it. With too few samples to reach `alpha`, the p10–p90
     intervals (non-overlap) decide instead, as asv does without raw samples.
     """
     b_med = statistics.median(base) if base else base_value
@@ -280,6 +300,10 @@ def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: fl
     if b_med is None or c_med is None or not (_finite(b_med) and _finite(c_med)):
         return Decision("info", math.nan, test="none", note="no latency on one side")
     ratio = _ratio(b_med, c_med)
+    paired = len(base_runs) == len(cand_runs) >= 2 and all(base_runs) and all(cand_runs)
+    if paired:
+        ratio = statistics.median(_ratio(statistics.median(b), statistics.median(c))
+                                  for b, c in zip(base_runs, cand_runs, strict=True))
     slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
     if len(base) >= 2 and len(cand) >= 2 and min_p_value(len(base), len(cand)) < alpha:
         from scipy.stats import mannwhitneyu
@@ -287,7 +311,7 @@ def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: fl
         p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
         p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
         p = p_slow if ratio >= 1 else p_fast
-        test = f"Mann-Whitney n={len(base)}/{len(cand)}"
+        test = f"Mann-Whitney n={len(base)}/{len(cand)}" + (f", ratio over {len(base_runs)} rounds" if paired else "")
         sig_slow, sig_fast = p_slow < alpha, p_fast < alpha
     else:
         bi = _interval(base_interval, base)
@@ -304,7 +328,7 @@ def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: fl
         if sig_fast:
             return Decision("improvement", ratio, p, test)
         return Decision("ok", ratio, p, test, f"faster by {1 - ratio:.1%} but not significant")
-    note = f"significant but within ±{threshold:.0%}" if (sig_slow and ratio > 1) or (sig_fast and ratio < 1) else ""
+    note = f"significant but within ±{_pct(threshold)}" if (sig_slow and ratio > 1) or (sig_fast and ratio < 1) else ""
     return Decision("ok", ratio, p, test, note)
 
 
@@ -319,12 +343,12 @@ def metric_decision(metric: str, base: float, cand: float, tolerance: float | No
         return Decision("info", math.nan, test="none", note="not finite on one side")
     ratio = _ratio(base, cand)
     if base == cand:
-        return Decision("ok", 1.0, test=f"±{tol:.0%}")
+        return Decision("ok", 1.0, test=f"±{_pct(tol)}")
     rel = (cand - base) / abs(base) if base != 0 else math.copysign(math.inf, cand - base)
     worse = rel > tol if better == "lower" else rel < -tol
     improved = rel < -tol if better == "lower" else rel > tol
     verdict: Verdict = "regression" if worse else "improvement" if improved else "ok"
-    return Decision(verdict, ratio, None, f"±{tol:.0%} ({better} is better)")
+    return Decision(verdict, ratio, None, f"±{_pct(tol)} ({better} is better)")
 
 
 # ---------------------------------------------------------------------------- the report
@@ -395,9 +419,44 @@ class CompareReport:
         }
 
 
+_MD_MARKS = {"regression": "❌ regression", "failed": "❌ failed", "improvement": "✅ improvement", "ok": "ok",
+             "info": "info"}
+
+
+def to_markdown(report: CompareReport) -> str:
+    """A Markdown summary (e.g. for $GITHUB_STEP_SUMMARY): verdict, gated rows, unmatched points."""
+    unit = "×cal" if report.normalize else "ms"
+    scale = 1.0 if report.normalize else 1e3
+
+    def fmt(metric: str, v: float | None) -> str:
+        if v is None:
+            return "—"
+        return f"{v * scale:.4g} {unit}" if metric == "latency_s" else f"{v:.4g}"
+
+    head = "❌ regression" if report.regressed else "✅ no regression"
+    lines = [f"### scalebench speed gate: {head}", "",
+             f"{report.matched} points; threshold {report.thresholds.describe()}, α = {report.alpha}"
+             + (", latencies normalized by calibration" if report.normalize else ""), "",
+             "| point | metric | baseline | candidate | ratio | p | verdict | note |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
+    for r in report.rows:
+        if r.metric in (*TOLERANCE_COSTS, *INFO_COSTS) and r.verdict in ("ok", "info"):
+            continue
+        ratio = "—" if r.ratio is None else f"{r.ratio:.3f}"
+        p = "—" if r.p_value is None else f"{r.p_value:.2g}"
+        lines.append(f"| {r.point} | {r.metric} | {fmt(r.metric, r.baseline)} | {fmt(r.metric, r.candidate)} | "
+                     f"{ratio} | {p} | {_MD_MARKS[r.verdict]} | {r.note} |")
+    if report.unmatched:
+        lines += ["", "Unmatched points (not compared):", ""]
+        lines += [f"- {u.side}: {u.point} (`{u.point_id}`): {u.reason}" for u in report.unmatched]
+    return "\n".join(lines) + "\n"
+
+
 def _row(m: Match, metric: str, b: float | None, c: float | None, d: Decision, threshold: float | None) -> Row:
     r = m.baseline.record
-    clean = (lambda v: None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+    def clean(v: float | None) -> float | None:
+        return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
     return Row(point=m.baseline.label, generator=str(r.get("generator")), sampler=str(r.get("sampler")),
                S=r.get("S"), K=r.get("K"), seed=r.get("seed"), metric=metric, baseline=clean(b),
                candidate=clean(c), ratio=clean(d.ratio), p_value=d.p_value, test=d.test, threshold=threshold,
@@ -420,7 +479,7 @@ def compare_matched(m: Match, thresholds: Thresholds, alpha: float) -> list[Row]
     thr = thresholds.for_generator(str(b.record.get("generator")))
     rows = [_row(m, "latency_s", b.latency, c.latency, latency_decision(
         b.samples, c.samples, thr, alpha, (b.latency_p10, b.latency_p90), (c.latency_p10, c.latency_p90),
-        b.latency, c.latency), thr)]
+        b.latency, c.latency, b.by_run, c.by_run), thr)]
     notes = []
     if b.record.get("device") != c.record.get("device"):
         notes.append(f"devices differ: {b.record.get('device')} vs {c.record.get('device')}")

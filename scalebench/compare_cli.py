@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from scalebench.compare import CompareReport
 
-console = Console()
+# The comparison table is wide; CI logs are not terminals and would get rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 MARKS = {"regression": "[bold red]✗ regression[/]", "failed": "[bold red]✗ failed[/]",
@@ -30,6 +32,7 @@ AlphaOpt = Annotated[float, typer.Option(help="significance level of the one-sid
 NormalizeOpt = Annotated[bool, typer.Option(
     "--normalize", help="divide latencies by each run's manifest calibration_s (compare across machines)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the comparison as JSON (for machines)")]
+MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="print a Markdown summary (e.g. a CI step summary)")]
 AllOpt = Annotated[bool, typer.Option("--all", help="also show unchanged NFE/FLOPs/memory rows")]
 
 
@@ -66,9 +69,14 @@ def report_table(report: CompareReport, show_all: bool = False) -> Table:
     return table
 
 
-def _print_report(report: CompareReport, as_json: bool, show_all: bool) -> None:
+def _print_report(report: CompareReport, as_json: bool, show_all: bool, markdown: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    if markdown:
+        from scalebench.compare import to_markdown
+
+        typer.echo(to_markdown(report), nl=False)
         return
     console.print(report_table(report, show_all))
     if report.unmatched:
@@ -93,13 +101,14 @@ def compare_cmd(
     alpha: AlphaOpt = 0.05,
     normalize: NormalizeOpt = False,
     as_json: JsonOpt = False,
+    markdown: MarkdownOpt = False,
     show_all: AllOpt = False,
 ) -> None:
     """Compare two result sets point by point; exit 1 on a significant regression, 0 otherwise."""
     from scalebench.compare import Thresholds, compare_runs
 
     report = compare_runs(baseline, candidate, Thresholds.parse(threshold), alpha, normalize)
-    _print_report(report, as_json, show_all)
+    _print_report(report, as_json, show_all, markdown)
     raise typer.Exit(report.exit_code)
 
 
@@ -107,7 +116,7 @@ def ab_cmd(
     rev: Annotated[str, typer.Argument(help="git revision to compare the working tree against, e.g. origin/main")],
     spec: Annotated[Path, typer.Option(help="sweep spec both sides run (metrics = [] for speed only)")] = Path(
         "benchmarks/ci-speed.toml"),
-    rounds: Annotated[int, typer.Option(help="interleaved rounds per side (ABBA order)")] = 3,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds per side (ABBA order)")] = 5,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default results/ab-<rev>)")] = None,
     threshold: ThresholdOpt = None,
     alpha: AlphaOpt = 0.05,

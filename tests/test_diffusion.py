@@ -44,11 +44,11 @@ def test_sample_shape_range_determinism(gen: D.DiffusionGenerator, sampler: str)
 def test_ddim_is_deterministic_given_start_ddpm_is_not(gen: D.DiffusionGenerator) -> None:
     """η=0 uses the rng only for x_T; η=1 keeps drawing from it (so the two differ beyond x_T)."""
     x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    steps, a, s = D.strided_steps(5), gen.alpha, gen.sigma
-    d1 = D.sample_ddim(gen.denoise, x, steps, a, s, torch.Generator().manual_seed(1))
-    d2 = D.sample_ddim(gen.denoise, x, steps, a, s, torch.Generator().manual_seed(2))
-    p1 = D.sample_ddpm(gen.denoise, x, steps, a, s, torch.Generator().manual_seed(1))
-    p2 = D.sample_ddpm(gen.denoise, x, steps, a, s, torch.Generator().manual_seed(2))
+    ts = gen.times(5, "ddim")
+    d1 = D.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(1))
+    d2 = D.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(2))
+    p1 = D.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(1))
+    p2 = D.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(2))
     assert torch.equal(d1, d2) and not torch.equal(p1, p2)
 
 
@@ -90,6 +90,10 @@ def test_strided_schedule() -> None:
     alpha, sigma = D.grid_alpha_sigma()
     assert torch.allclose(alpha**2 + sigma**2, torch.ones_like(alpha))
     assert bool((alpha[1:] < alpha[:-1]).all())
+    assert D.alpha_sigma(0.0) == (1.0, 0.0) and math.isclose(D.alpha_sigma(0.5)[0], float(alpha[500]))
+    kt = D.karras_times(6)
+    assert len(kt) == 7 and kt[0] == 1.0 and kt[-1] == 0.0 and kt == sorted(kt, reverse=True)
+    assert math.isclose(kt[-2], 1 / D.T, rel_tol=1e-6) and D.karras_times(1) == [1.0, 0.0]
 
 
 def test_nll_bound(gen: D.DiffusionGenerator) -> None:

@@ -37,8 +37,11 @@ N_POSITIONS = sum(r * r for r in RESOLUTIONS)
 SAMPLE_CHUNK = 4096  # rows decoded at once; bounds KV-cache memory, results do not depend on it
 
 MODEL = TransformerConfig(vocab_size=LEVELS, n_positions=N_POSITIONS, n_cond=len(RESOLUTIONS),
-                          d_model=96, n_layers=4, n_heads=4, mlp_ratio=4, dropout=0.1)
-RECIPE = Recipe(steps=1500, batch_size=64, lr=2e-3, weight_decay=0.01, warmup=100,
+                          d_model=64, n_layers=4, n_heads=4, mlp_ratio=4, dropout=0.1)
+# Chosen by a 7-run sweep (d 64/96/128, batch 32/64, dropout 0/0.1/0.2, 800/1500 steps): with
+# 1,438 training images dropout is what matters (none overfits to 2.39 bits/dim); d=64 was
+# best (1.79) and cheapest (~0.19 s/step on 2 threads).
+RECIPE = Recipe(steps=1500, batch_size=64, lr=3e-3, weight_decay=0.01, warmup=100,
                 grad_clip=1.0, ema=0.995, seed=0, threads=2)
 
 

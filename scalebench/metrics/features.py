@@ -144,7 +144,7 @@ def default_recipe() -> Any:
     from scalebench.training import Recipe
 
     return Recipe(steps=3000, batch_size=128, lr=3e-3, weight_decay=1e-4, warmup=100,
-                  grad_clip=1.0, ema=0.999, seed=0, threads=2)
+                  grad_clip=1.0, ema=0.999, seed=0, threads=1)
 
 
 @torch.no_grad()

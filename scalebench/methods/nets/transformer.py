@@ -47,8 +47,12 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        k0 = self.k[0]
-        return 0 if k0 is None else k0.shape[2]
+        """Positions cached (read between forward calls; during one, layers differ)."""
+        return self.layer_length(0)
+
+    def layer_length(self, layer: int) -> int:
+        k = self.k[layer]
+        return 0 if k is None else k.shape[2]
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add this step's (B, H, T, dh) keys/values to `layer`; return the full ones."""
@@ -80,7 +84,7 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         past = 0
         if cache is not None:
-            past = cache.length
+            past = cache.layer_length(layer)
             k, v = cache.append(layer, k, v)
         is_causal = False
         if mask is None and causal and t > 1:

@@ -71,59 +71,78 @@ class UNet(nn.Module):
     """ε/v/x0-predicting denoiser: (x (N,C,8,8), t (N,) [, s (N,)]) → (N, out_ch, 8, 8).
 
     Channels `base` at 8×8 and `2·base` at 4×4, `blocks` residual blocks per level on the
-    way down and `blocks + 1` on the way up (U-Net skips), attention in the middle.
+    way down and `up_blocks` (default `blocks + 1`) on the way up, each concatenating the
+    latest unused skip of its level (U-Net), self-attention in the middle. `fourier` adds
+    sin/cos(2^n·π·x) input features for each n (Kingma et al. 2021, App. C): they let a
+    small net resolve a fine grey-level grid at high SNR.
     """
 
     def __init__(self, in_ch: int = 1, out_ch: int = 1, base: int = 32, blocks: int = 1,
-                 emb_dim: int = 128, two_times: bool = False, dropout: float = 0.0) -> None:
+                 emb_dim: int = 128, two_times: bool = False, dropout: float = 0.0,
+                 up_blocks: int | None = None, fourier: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.emb_dim, self.two_times = emb_dim, two_times
-        self.t_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.s_mlp = (nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-                      if two_times else None)
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.tensor(list(fourier), dtype=torch.float32),
+                             persistent=False)
+        up_blocks = blocks + 1 if up_blocks is None else up_blocks
+        mlp = lambda: nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))  # noqa: E731
+        self.t_mlp = mlp()
+        self.s_mlp = mlp() if two_times else None
         chs = (base, 2 * base)
-        self.inp = nn.Conv2d(in_ch, base, 3, padding=1)
-        self.down = nn.ModuleList()
-        skips, c = [base], base
+        self.inp = nn.Conv2d(in_ch * (1 + 2 * len(fourier)), base, 3, padding=1)
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        skips: list[list[int]] = [[base]] + [[] for _ in chs[1:]]
+        c = base
         for level, ch in enumerate(chs):
+            blocks_l = nn.ModuleList()
             for _ in range(blocks):
-                self.down.append(ResBlock(c, ch, emb_dim, dropout))
+                blocks_l.append(ResBlock(c, ch, emb_dim, dropout))
                 c = ch
-                skips.append(c)
+                skips[level].append(c)
+            self.down.append(blocks_l)
             if level < len(chs) - 1:
-                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-                skips.append(c)
+                self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
         self.mid1 = ResBlock(c, c, emb_dim, dropout)
         self.attn = SelfAttention(c)
         self.mid2 = ResBlock(c, c, emb_dim, dropout)
         self.up = nn.ModuleList()
-        for level, ch in reversed(list(enumerate(chs))):
-            for _ in range(blocks + 1):
-                self.up.append(ResBlock(c + skips.pop(), ch, emb_dim, dropout))
-                c = ch
-            if level > 0:
-                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.uses_skip: list[list[bool]] = []
+        for level in reversed(range(len(chs))):
+            blocks_l, use = nn.ModuleList(), []
+            for _ in range(up_blocks):
+                extra = skips[level].pop() if skips[level] else 0
+                use.append(extra > 0)
+                blocks_l.append(ResBlock(c + extra, chs[level], emb_dim, dropout))
+                c = chs[level]
+            self.up.append(blocks_l)
+            self.uses_skip.append(use)
         self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, out_ch, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        emb = self.t_mlp(timestep_embedding(t, self.emb_dim))
+        n = x.shape[0]
+        emb = self.t_mlp(timestep_embedding(t.expand(n) if t.ndim == 0 else t, self.emb_dim))
         if self.s_mlp is not None:
             if s is None:
                 raise ValueError("this UNet was built with two_times=True; pass s")
-            emb = emb + self.s_mlp(timestep_embedding(s.expand(x.shape[0]) if s.ndim == 0 else s, self.emb_dim))
+            emb = emb + self.s_mlp(timestep_embedding(s.expand(n) if s.ndim == 0 else s, self.emb_dim))
+        if self.freqs.numel():
+            f = x.unsqueeze(2) * self.freqs.view(1, 1, -1, 1, 1)
+            x = torch.cat([x, f.sin().flatten(1, 2), f.cos().flatten(1, 2)], dim=1)
         h = self.inp(x)
-        hs = [h]
-        for m in self.down:
-            h = m(h, emb) if isinstance(m, ResBlock) else m(h)
-            hs.append(h)
+        skips: list[list[torch.Tensor]] = [[h]] + [[] for _ in self.down[1:]]
+        for level, blocks_l in enumerate(self.down):
+            for block in blocks_l:
+                h = block(h, emb)
+                skips[level].append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
         h = self.mid2(self.attn(self.mid1(h, emb)), emb)
-        for m in self.up:
-            if isinstance(m, ResBlock):
-                h = m(torch.cat([h, hs.pop()], dim=1), emb)
-            else:
-                h = m(h)
+        for i, (blocks_l, use) in enumerate(zip(self.up, self.uses_skip, strict=True)):
+            level = len(self.up) - 1 - i
+            if i > 0:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+            for block, u in zip(blocks_l, use, strict=True):
+                h = block(torch.cat([h, skips[level].pop()], dim=1) if u else h, emb)
         return self.out(h)

@@ -1,0 +1,176 @@
+"""FID and KID of samples against a real split, on the project's feature net.
+
+Both are computed by torchmetrics (`FrechetInceptionDistance` / `KernelInceptionDistance`
+with `feature=<FeatureExtractor>`), so the numbers follow its conventions (unbiased
+covariance, eigenvalue-based matrix square root, polynomial-kernel MMD over random subsets).
+The real side is the same for every grid point, so its features are computed once and
+cached on disk; the cached features are injected into the metrics' real-side state instead
+of re-running the net.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalebench.metrics.features import NAME as FEATURES_NAME
+from scalebench.metrics.features import feature_extractor
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when the cached content changes meaning
+KID_SUBSETS = 50
+KID_SUBSET_SIZE = 500
+KID_SEED = 0
+
+_MEMO: dict[str, torch.Tensor] = {}
+
+
+def cache_dir() -> Path:
+    """Where reference statistics live: $SCALEBENCH_CACHE, else ~/.cache/scalebench."""
+    root = os.environ.get("SCALEBENCH_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "scalebench"
+
+
+def reference_key(dataset: Any, split: str) -> dict[str, Any]:
+    """Every choice that changes the reference features (hashed into the cache file name)."""
+    import torchmetrics
+
+    from scalebench.metrics.features import NUM_FEATURES
+    from scalebench.zoo import checkpoint_hash
+
+    return {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "split": split,
+            "feature_net": checkpoint_hash(FEATURES_NAME), "levels": dataset.form.levels,
+            "num_features": NUM_FEATURES, "torchmetrics": torchmetrics.__version__}
+
+
+def reference_path(dataset: Any, split: str) -> Path:
+    key = reference_key(dataset, split)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / f"ref-features-{dataset.name}-{split}-{digest}.safetensors"
+
+
+def reference_features(dataset: Any, split: str = "train", device: str = "cpu") -> torch.Tensor:
+    """(N, d) float32 feature-net features of the real `split` (CPU), computed once, cached.
+
+    Stored with safetensors (no pickle) and written atomically (temp file + os.replace), so
+    concurrent runners never read a half-written file.
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = reference_path(dataset, split)
+    memo_key = str(path)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    if path.exists():
+        feats = load_file(str(path))["features"]
+        log.debug("reference features loaded from %s", path)
+    else:
+        real = dataset.quantise(dataset.canonical(split))
+        feats = feature_extractor(device)(real.to(device)).float().cpu().contiguous()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            meta = {"key": json.dumps(reference_key(dataset, split), sort_keys=True)}
+            save_file({"features": feats}, tmp, metadata=meta)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        log.info("reference features for %s/%s cached at %s", dataset.name, split, path)
+    _MEMO[memo_key] = feats
+    return feats
+
+
+def _fid_metric(real: torch.Tensor, device: str) -> Any:
+    """A torchmetrics FID whose real-side state is set from cached features.
+
+    The state update mirrors `FrechetInceptionDistance.update` exactly (float64 sums of
+    features and of their outer products), so the result equals feeding the real images.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=feature_extractor(device), normalize=True,
+                                   reset_real_features=False).to(device)
+    f = real.to(device).double()
+    fid.real_features_sum += f.sum(dim=0)
+    fid.real_features_cov_sum += f.t().mm(f)
+    fid.real_features_num_samples += f.shape[0]
+    return fid
+
+
+def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str = "train",
+            kid_subset_size: int = KID_SUBSET_SIZE, kid_subsets: int = KID_SUBSETS,
+            which: tuple[str, ...] = ("fid", "kid")) -> dict[str, float]:
+    """FID, KID (mean and std over subsets) of canonical `samples` against `reference_split`.
+
+    Samples are quantised to the dataset's grid first. KID's subset size is
+    min(kid_subset_size, #samples, #reference); its random subsets come from a fixed seed
+    (forked RNG), so the same samples give the same KID. Fewer than 2 samples give NaN.
+    """
+    x = dataset.quantise(samples.detach().float()).to(device)
+    real = reference_features(dataset, reference_split, device)
+    out: dict[str, float] = {}
+    n = x.shape[0]
+    if "fid" in which:
+        if n < 2:
+            out["fid"] = float("nan")
+        else:
+            fid = _fid_metric(real, device)
+            fid.update(x, real=False)
+            out["fid"] = float(fid.compute())
+    if "kid" in which:
+        size = min(kid_subset_size, n, real.shape[0])
+        if size < 2:
+            out["kid"], out["kid_std"] = float("nan"), float("nan")
+        else:
+            from torchmetrics.image.kid import KernelInceptionDistance
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+                kid = KernelInceptionDistance(feature=feature_extractor(device), subsets=kid_subsets,
+                                              subset_size=size, normalize=True,
+                                              reset_real_features=False).to(device)
+            kid.real_features.append(real.to(device))
+            kid.update(x, real=False)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(KID_SEED)
+                mean, std = kid.compute()
+            out["kid"], out["kid_std"] = float(mean), float(std)
+    return out
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Reference Fréchet distance in float64 numpy/scipy (Heusel et al. 2017, pytorch-fid style).
+
+    d² = |mu1 - mu2|² + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^½); used by the tests to check
+    the torchmetrics path independently.
+    """
+    from scipy import linalg
+
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(s1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = np.real(covmean)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance of (N, d) features in float64."""
+    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features,
+                   dtype=np.float64)
+    return f.mean(axis=0), np.cov(f, rowvar=False)
