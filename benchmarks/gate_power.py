@@ -2,13 +2,13 @@
 planted slowdowns, measured on this machine with the real runner and the real decision.
 
 Each gate run is what `scalebench ab` does minus the git worktree and interpreter start-up:
-`--rounds` interleaved rounds (ABBA order), each side in a fresh process (forked from this
+`--rounds` interleaved rounds (random side order within each), each side in a fresh process (forked from this
 one, torch already imported) that runs the sweep runner on the `sleepy` test generator into
 `<tmp>/{baseline,candidate}/round-<i>`; the sides differ only by SCALEBENCH_SLEEPY_SLOWDOWN.
 Then `compare_runs` pools each side's raw timing samples and decides, once per threshold.
 
-    .venv/bin/python benchmarks/gate_power.py                 # ~3–5 minutes
-    .venv/bin/python benchmarks/gate_power.py --null 40 --repeats 20 --json gate_power.json
+    .venv/bin/python benchmarks/gate_power.py                 # 40 gate runs, ~5 minutes on 2 cores
+    .venv/bin/python benchmarks/gate_power.py --null 20 --repeats 10 --json gate_power.json
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ from pathlib import Path
 def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--null", type=int, default=20, help="gate runs with no slowdown (false alarms)")
-    ap.add_argument("--repeats", type=int, default=10, help="gate runs per planted slowdown")
+    ap.add_argument("--repeats", type=int, default=5, help="gate runs per planted slowdown")
     ap.add_argument("--slowdowns", default="0.05,0.1,0.2,0.5", help="planted slowdowns (fractions)")
     ap.add_argument("--thresholds", default="10%,5%", help="gate thresholds to evaluate on the same runs; first = default")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="A/B rounds per gate run (as scalebench ab)")
+    ap.add_argument("--order", choices=["random", "abba"], default="random", help="side order within rounds")
     ap.add_argument("--threads", type=int, default=1, help="torch/OMP threads of the measured processes")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--keep", type=Path, default=None, help="keep the run directories here (for re-analysis)")
     return ap.parse_args()
 
 
-DEFAULT_ROUNDS = 5
+DEFAULT_ROUNDS = 6
 ARGS = _args()
 os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(ARGS.threads)
 
@@ -71,7 +72,8 @@ def gate_run(tmp: Path, slowdown: float, rounds: int, thresholds: list[float]) -
     """One A/B gate run (fresh processes per side and round); decisions for each threshold."""
     ctx = mp.get_context("fork")
     t0 = time.perf_counter()
-    for r, side in interleaved(rounds):
+    seed = None if ARGS.order == "abba" else int.from_bytes(os.urandom(4), "little")
+    for r, side in interleaved(rounds, seed):
         p = ctx.Process(target=_side, args=(str(tmp / side / f"round-{r}"), slowdown if side == "candidate" else 0.0))
         p.start()
         p.join()
@@ -110,7 +112,7 @@ def main() -> None:
             console.print(f"[{i + 1}/{len(plan)}] slowdown {s:.0%} rep {rep}: ratios "
                           f"{', '.join(f'{r:.3f}' for r in res['ratios'])} → {fired} ({res['measure_s']:.1f}s)",
                           highlight=False)
-    table = Table(title=f"speed gate on sleepy ({ARGS.rounds} rounds ABBA, α={ARGS.alpha}, {ARGS.threads} thread(s), "
+    table = Table(title=f"speed gate on sleepy ({ARGS.rounds} rounds, {ARGS.order} order, α={ARGS.alpha}, {ARGS.threads} thread(s), "
                         f"load {load0[0]:.1f}→{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     table.add_column("planted slowdown")
     table.add_column("gate runs", justify="right")

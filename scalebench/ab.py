@@ -3,8 +3,8 @@
 The revision is checked out into a temporary `git worktree`; each side runs `scalebench run`
 in its own process with its own code (PYTHONPATH = that side's tree, `python -P` so the
 current directory cannot shadow it, and the zoo checkpoints are that tree's package data).
-Rounds alternate A B, B A, A B, … (an ABBA order cancels a linear drift of the machine, as
-asv's interleaved `continuous` runs do) and write `<out>/{baseline,candidate}/round-<i>`;
+Rounds are interleaved (asv's `continuous` idea): both sides of round i run back to back, in
+a seeded random order, and write `<out>/{baseline,candidate}/round-<i>`;
 `compare_runs` pools the raw timing samples of each side over the rounds and decides;
 `compare.json` and `compare.md` (a CI step summary) land next to the rounds.
 """
@@ -29,7 +29,7 @@ from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thres
 from scalebench.results import atomic_write_text, latest_records
 
 DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")
-DEFAULT_ROUNDS = 5  # the median over 5 round pairs shrugs off two disturbed rounds (docs/speed-gate.md)
+DEFAULT_ROUNDS = 6  # ≥ 5 enables the across-round test; 6 lets it tolerate one dissenting round
 MARKER = "ab.json"
 
 # Run `scalebench run` with the side's own package: refuse if another copy was imported.
@@ -123,11 +123,21 @@ def check_tree(tree: Path, rev: str, generators: Sequence[str], root: Path) -> N
                           "before that revision or compare against a later one")
 
 
-def interleaved(rounds: int) -> list[tuple[int, str]]:
-    """(round, side) in ABBA order: A B, B A, A B, … so a drifting machine favours neither."""
+def interleaved(rounds: int, seed: int | None = None) -> list[tuple[int, str]]:
+    """(round, side): both sides of a round run back to back, so round i of A and B are a pair.
+
+    With `seed` None the order is ABBA (A B, B A, A B, …: a linear drift favours neither
+    side); with a seed, each round's order is a coin flip, which a periodic load on the
+    machine cannot alias with (an ABBA schedule puts B in the same phase of a period of
+    four runs every time).
+    """
+    import random
+
+    rng = random.Random(seed)
     order = []
     for r in range(rounds):
-        pair = ("baseline", "candidate") if r % 2 == 0 else ("candidate", "baseline")
+        first_a = (r % 2 == 0) if seed is None else rng.random() < 0.5
+        pair = ("baseline", "candidate") if first_a else ("candidate", "baseline")
         order += [(r, s) for s in pair]
     return order
 
@@ -194,8 +204,12 @@ def default_out(rev: str) -> Path:
 def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, out: Path | None = None,
            thresholds: Thresholds | None = None, alpha: float = DEFAULT_ALPHA, normalize: bool = False,
            imports: Sequence[str] = (), device: str | None = None, threads: int | None = None,
-           root: Path | None = None, on_run: Callable[[dict[str, Any]], None] | None = None) -> AbResult:
-    """Measure the working tree (candidate) against `rev` (baseline), interleaved, and compare."""
+           root: Path | None = None, on_run: Callable[[dict[str, Any]], None] | None = None,
+           seed: int | None = None) -> AbResult:
+    """Measure the working tree (candidate) against `rev` (baseline), interleaved, and compare.
+
+    `seed` fixes the side order within rounds (default: a fresh one, recorded in ab.json).
+    """
     if rounds < 1:
         raise AbError(f"--rounds {rounds} must be at least 1 (3 or more for a useful test)")
     t0 = time.perf_counter()
@@ -210,14 +224,16 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
     sha = resolve_rev(root, rev)
     out = (Path(out) if out else root / default_out(rev)).resolve()
     _prepare_out(out)
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    order = interleaved(rounds, seed)
     meta: dict[str, Any] = {"rev": rev, "sha": sha, "spec": str(spec), "rounds": rounds, "root": str(root),
-                            "candidate": "working tree", "order": interleaved(rounds), "runs": []}
+                            "candidate": "working tree", "seed": seed, "order": order, "runs": []}
     atomic_write_text(out / MARKER, json.dumps(meta, indent=2))
     with worktree(root, sha) as tree:
         check_tree(tree, rev, generators, root)
         sides = {"baseline": Side("baseline", tree, f"{rev} @ {sha[:10]}"),
                  "candidate": Side("candidate", root, "working tree")}
-        for r, name in interleaved(rounds):
+        for r, name in order:
             run_dir = out / name / f"round-{r}"
             wall = run_side(sides[name], spec, run_dir, out / "logs" / f"{name}-round-{r}.log",
                             imports, device, threads)

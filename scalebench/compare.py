@@ -2,7 +2,8 @@
 
 A latency regression needs both a ratio beyond the threshold *and* significance — a one-sided
 Mann-Whitney U test on the raw per-sample timings (asv's rule; p10–p90 overlap when raw
-samples are missing) — so neither noise nor a real but negligible shift fails a build.
+samples are missing), plus, with ≥ 5 interleaved rounds, a Wilcoxon signed-rank test across
+rounds — so neither noise, nor a burst of load, nor a real but negligible shift fails a build.
 Quality metrics and the deterministic costs (NFE, FLOPs) move against their declared
 direction by more than their `rel_tolerance` (from `scalebench.metrics.METRICS`).
 
@@ -29,6 +30,7 @@ from scalebench.results import latest_records, read_manifest, run_dirs
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
+MIN_ROUNDS = 5  # paired rounds from which the across-round test applies (fewer cannot reach p < 0.05)
 TOLERANCE_COSTS = ("nfe", "flops")  # deterministic: gated by rel_tolerance, no test
 INFO_COSTS = ("peak_mem_bytes",)  # process-wide RSS peak on CPU: shown, never gated
 
@@ -281,6 +283,18 @@ def _interval(given: tuple[float, float] | None, samples: Sequence[float]) -> tu
     return (min(samples), max(samples)) if samples else None
 
 
+def _round_p_values(base_runs: Sequence[Sequence[float]], cand_runs: Sequence[Sequence[float]]
+                    ) -> tuple[float, float]:
+    """One-sided Wilcoxon signed-rank p-values (slower, faster) over per-round log ratios."""
+    from scipy.stats import wilcoxon
+
+    logs = [math.log(statistics.median(c) / statistics.median(b)) for b, c in zip(base_runs, cand_runs, strict=True)]
+    if not any(logs):
+        return 1.0, 1.0
+    return (float(wilcoxon(logs, alternative="greater").pvalue),
+            float(wilcoxon(logs, alternative="less").pvalue))
+
+
 def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
                      alpha: float = DEFAULT_ALPHA, base_interval: tuple[float, float] | None = None,
                      cand_interval: tuple[float, float] | None = None,
@@ -289,11 +303,14 @@ def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: fl
                      ) -> Decision:
     """Regression iff the median ratio > 1 + threshold and the candidate is significantly slower.
 
-    `base`/`cand` are the pooled raw timing samples. With as many runs (rounds) on each side,
-    `base_runs`/`cand_runs`, the ratio is the median of the per-round ratios of medians (round
-    i of A against round i of B, run back to back), so one round hit by a burst of load on a
-    shared machine cannot move it. With too few samples to reach `alpha`, the p10–p90
-    intervals (non-overlap) decide instead, as asv does without raw samples.
+    `base`/`cand` are the pooled raw timing samples: a one-sided Mann-Whitney U test on them
+    is the significance (asv's rule). With as many runs (rounds) on each side,
+    `base_runs`/`cand_runs` (round i of A and B ran back to back), the ratio is the median of
+    the per-round ratios of medians, and with ≥ MIN_ROUNDS of them the slowdown must also be
+    consistent across rounds (one-sided Wilcoxon signed-rank on the per-round log ratios):
+    samples within one round share that moment's load, so on a shared machine the raw-sample
+    test alone mistakes a burst of load for a slowdown. With too few samples to reach
+    `alpha`, the p10–p90 intervals (non-overlap) decide instead, as asv does without raw samples.
     """
     b_med = statistics.median(base) if base else base_value
     c_med = statistics.median(cand) if cand else cand_value
@@ -310,8 +327,14 @@ def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: fl
 
         p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
         p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
+        test = f"Mann-Whitney n={len(base)}/{len(cand)}"
+        if paired and len(base_runs) >= MIN_ROUNDS:
+            r_slow, r_fast = _round_p_values(base_runs, cand_runs)
+            p_slow, p_fast = max(p_slow, r_slow), max(p_fast, r_fast)  # both tests must agree
+            test += f" + Wilcoxon over {len(base_runs)} rounds"
+        elif paired:
+            test += f", ratio over {len(base_runs)} rounds"
         p = p_slow if ratio >= 1 else p_fast
-        test = f"Mann-Whitney n={len(base)}/{len(cand)}" + (f", ratio over {len(base_runs)} rounds" if paired else "")
         sig_slow, sig_fast = p_slow < alpha, p_fast < alpha
     else:
         bi = _interval(base_interval, base)

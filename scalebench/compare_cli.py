@@ -116,7 +116,7 @@ def ab_cmd(
     rev: Annotated[str, typer.Argument(help="git revision to compare the working tree against, e.g. origin/main")],
     spec: Annotated[Path, typer.Option(help="sweep spec both sides run (metrics = [] for speed only)")] = Path(
         "benchmarks/ci-speed.toml"),
-    rounds: Annotated[int, typer.Option(help="interleaved rounds per side (ABBA order)")] = 5,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds: both sides run back to back in each")] = 6,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default results/ab-<rev>)")] = None,
     threshold: ThresholdOpt = None,
     alpha: AlphaOpt = 0.05,
@@ -125,6 +125,7 @@ def ab_cmd(
     threads: Annotated[int | None, typer.Option(help="OMP/MKL threads of each side (default: inherit)")] = None,
     imports: Annotated[list[str] | None, typer.Option(
         "--import", help="module each side imports first, e.g. scalebench.testing (registers 'sleepy')")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the side order within rounds (default: random)")] = None,
     as_json: JsonOpt = False,
     show_all: AllOpt = False,
 ) -> None:
@@ -147,7 +148,8 @@ def ab_cmd(
             err_console.print(f"round {info['round'] + 1}/{rounds} {info['side']:>9} ({info['label']}): "
                               f"{info['wall_s']:.1f}s", highlight=False)
 
-    result = run_ab(rev, spec, rounds, out, thresholds, alpha, normalize, mods, device, threads, on_run=progress)
+    result = run_ab(rev, spec, rounds, out, thresholds, alpha, normalize, mods, device, threads, on_run=progress,
+                    seed=seed)
     _print_report(result.report, as_json, show_all)
     if not as_json:
         console.print(f"A/B of the working tree against {rev} ({result.sha[:10]}): {rounds} rounds in "

@@ -70,7 +70,7 @@ def summarize(samples: list[float]) -> dict[str, float]:
             "p10": percentile(samples, 10), "p90": percentile(samples, 90)}
 
 
-def calibration_figure(device: str = "cpu", repeats: int = 7) -> float:
+def calibration_figure(device: str = "cpu", repeats: int = 41) -> float:
     """Seconds for a fixed small workload (a 256×256 matmul chain + a small conv), median of
     `repeats`. Dividing latencies by it makes results from different machines comparable."""
     gen = torch.Generator().manual_seed(0)

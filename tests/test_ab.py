@@ -96,15 +96,17 @@ def test_ab_catches_a_slower_working_tree(tmp_path) -> None:
     testing.write_text(testing.read_text().replace("blocks: int = 40", "blocks: int = 120"))
     out = tmp_path / "ab"
     res = _ab(repo, "HEAD", "--spec", "ab-test.toml", "--rounds", "2", "--out", str(out),
-              "--import", "scalebench.testing", "--threads", "1", "--json")
+              "--import", "scalebench.testing", "--threads", "1", "--json", "--seed", "3")
     assert res.returncode == 1, res.stdout + res.stderr
     report = json.loads(res.stdout)
     lat = [r for r in report["rows"] if r["metric"] == "latency_s"]
     assert len(lat) == 1 and lat[0]["verdict"] == "regression" and lat[0]["ratio"] > 1.5
     assert lat[0]["matched_by"] == "point_id" and not report["unmatched"]
     meta = json.loads((out / "ab.json").read_text())
-    assert [(r["round"], r["side"]) for r in meta["runs"]] == [(0, "baseline"), (0, "candidate"),
-                                                                (1, "candidate"), (1, "baseline")]
+    order = [(r["round"], r["side"]) for r in meta["runs"]]
+    assert [r for r, _ in order] == [0, 0, 1, 1] and {s for _, s in order[:2]} == {s for _, s in order[2:]} == {
+        "baseline", "candidate"}  # both sides of a round back to back
+    assert order == [tuple(o) for o in meta["order"]]
     head = _git(repo, "rev-parse", "HEAD").strip()
     base_rec = json.loads((out / "baseline" / "round-0" / "points.jsonl").read_text().splitlines()[0])
     cand_rec = json.loads((out / "candidate" / "round-0" / "points.jsonl").read_text().splitlines()[0])

@@ -236,3 +236,15 @@ def test_a_second_point_with_the_same_settings_is_listed_not_dropped(tmp_path) -
     assert report.matched == 1
     assert [(u.side, u.point_id) for u in report.unmatched] == [("candidate", "other")]
     assert "already compared by point_id" in report.unmatched[0].reason
+
+
+def test_with_five_or_more_rounds_the_slowdown_must_repeat_across_rounds() -> None:
+    base = [_noise(1.0, 20, s) for s in range(6)]
+    bursts = [_noise(f, 20, 10 + i) for i, f in enumerate([1.4, 1.5, 1.3, 1.4, 0.8, 0.85])]  # 4 loaded rounds
+    flat = [x for r in base for x in r]
+    d = latency_decision(flat, [x for r in bursts for x in r], base_runs=base, cand_runs=bursts)
+    assert d.ratio > 1.1 and "Wilcoxon over 6 rounds" in d.test
+    assert d.verdict == "ok" and "not significant" in d.note  # the raw-sample test alone would fire
+    slow = [_noise(1.2, 20, 30 + s) for s in range(6)]
+    d = latency_decision(flat, [x for r in slow for x in r], base_runs=base, cand_runs=slow)
+    assert d.verdict == "regression" and d.p_value < 0.05

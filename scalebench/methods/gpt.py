@@ -148,9 +148,10 @@ class GPTGenerator:
         if budget.S != SIDE * SIDE:
             return None
         tokens = to_tokens(quantise(x.to(self.device).float()))
+        if not len(tokens):
+            return torch.zeros(0, device=self.device)
         return torch.cat([bits_per_dim(self.model, tokens[i:i + SAMPLE_CHUNK])
-                          for i in range(0, len(tokens), SAMPLE_CHUNK)]) if len(tokens) else \
-            torch.zeros(0, device=self.device)
+                          for i in range(0, len(tokens), SAMPLE_CHUNK)])
 
 
 _REFERENCE: dict[str, GPTGenerator] = {}
