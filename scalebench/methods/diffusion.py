@@ -36,8 +36,9 @@ T = 1000  # training steps of the discrete DDPM; strided sub-schedules use K ≤
 LEVELS = 17  # grey levels of `digits`; decoder bins have width 2/(LEVELS-1) in [-1, 1]
 NET = {"base": 16, "blocks": 1, "up_blocks": 1, "emb_dim": 128, "fourier": [3, 4, 5]}  # 179k params
 SCHEDULE = {"kind": "cosine-logsnr", "logsnr_min": -10.0, "logsnr_max": 10.0}
-RECIPE = Recipe(steps=2000, batch_size=128, lr=1e-3, warmup=100, grad_clip=1.0, ema=0.999, seed=0, threads=1)
-"""~180 epochs; one thread because small convs gain little from two and suffer badly when oversubscribed."""
+RECIPE = Recipe(steps=6000, batch_size=128, lr=1e-3, warmup=100, grad_clip=1.0, ema=0.999, seed=0, threads=1)
+"""~530 epochs: at 2000 steps DDIM was under-dispersed and lost to DDPM from K = 10 on.
+One thread: small convs gain little from two and slow down badly when oversubscribed."""
 NLL_SEED = 1234  # the bound's Monte-Carlo noise is fixed so the number is reproducible
 
 
@@ -219,7 +220,7 @@ class DiffusionGenerator:
         a_T, s_T = alpha[T].float(), sigma[T].float()
         nats = 0.5 * (s_T**2 + a_T**2 * x0**2 - 1 - 2 * torch.log(s_T)).flatten(1).sum(1)
         # every step τ_k, k = 1..K needs one x̂0 at a fresh x_{τ_k} ~ q(x_{τ_k} | x0)
-        ts = steps[:-1]
+        ts, prev = steps[:-1], dict(zip(steps[:-1], steps[1:], strict=True))
         per_call = max(1, chunk // n)
         for j in range(0, len(ts), per_call):
             group = ts[j:j + per_call]
@@ -231,7 +232,7 @@ class DiffusionGenerator:
             v = self.net(xt, tt).view(len(group), *x0.shape)
             x0_hat = (a * xt.view(len(group), *x0.shape) - s * v).clamp(-1.0, 1.0)
             for g, t in enumerate(group):
-                s_prev = steps[steps.index(t) + 1]
+                s_prev = prev[t]
                 if s_prev > 0:  # KL between Gaussians of equal (posterior) variance
                     w = 0.5 * float(snr[s_prev] - snr[t])
                     nats = nats + w * (x0 - x0_hat[g]).pow(2).flatten(1).sum(1)
@@ -241,13 +242,21 @@ class DiffusionGenerator:
 
 
 def _discretised_gaussian_nll(x0: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
-    """−log P(bin of x0) under N(mean, std²), edge bins open (Ho et al. 2020, Eq. 13)."""
+    """−log P(bin of x0) under N(mean, std²), edge bins open (Ho et al. 2020, Eq. 13).
+
+    Computed in float64 log space on the side of the mean where both bin edges lie in the
+    lower tail, so a prediction many σ away from its bin costs a finite, accurate amount.
+    """
     half = 1.0 / (LEVELS - 1)
-    normal = torch.distributions.Normal(mean.double(), std)
-    upper = torch.where(x0 >= 1 - 1e-6, torch.ones_like(mean, dtype=torch.float64), normal.cdf(x0.double() + half))
-    lower = torch.where(x0 <= -1 + 1e-6, torch.zeros_like(mean, dtype=torch.float64), normal.cdf(x0.double() - half))
-    p = (upper - lower).clamp_min(1e-300)  # float64 CDFs; the clamp only guards log(0)
-    return (-torch.log(p)).float()
+    x, m = x0.double(), mean.double()
+    inf = torch.full_like(x, math.inf)
+    zu = torch.where(x >= 1 - 1e-6, inf, (x + half - m) / std)
+    zl = torch.where(x <= -1 + 1e-6, -inf, (x - half - m) / std)
+    flip = zl > 0  # bin entirely above the mean: use P = Φ(−zl) − Φ(−zu)
+    hi, lo = torch.where(flip, -zl, zu), torch.where(flip, -zu, zl)
+    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+    log_p = log_hi + torch.log1p(-torch.exp(log_lo - log_hi).clamp(max=1 - 1e-16))
+    return (-log_p).float()
 
 
 # ---------------------------------------------------------------- training
