@@ -7,6 +7,7 @@ GPU actually spent, without host jitter); on CPU from `time.perf_counter`.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -70,9 +71,11 @@ def summarize(samples: list[float]) -> dict[str, float]:
             "p10": percentile(samples, 10), "p90": percentile(samples, 90)}
 
 
+@functools.cache
 def calibration_figure(device: str = "cpu", repeats: int = 41) -> float:
     """Seconds for a fixed small workload (a 256×256 matmul chain + a small conv), median of
-    `repeats`. Dividing latencies by it makes results from different machines comparable."""
+    `repeats`. Dividing latencies by it makes results from different machines comparable.
+    Measured once per process and device (a sweep's points all share it)."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(256, 256, generator=gen).to(device)
     x = torch.randn(64, 8, 16, 16, generator=gen).to(device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,9 +83,10 @@ def test_run_list_export(tmp_path) -> None:
 
 def test_third_party_generator_via_entry_point(tmp_path) -> None:
     """Install a plugin package (pip --target) and sweep it with the real CLI in a subprocess."""
-    site = tmp_path / "site"
+    site, src = tmp_path / "site", tmp_path / "plugin_pkg"
+    shutil.copytree(ROOT / "tests" / "plugin_pkg", src)  # the build writes beside its sources
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(site), str(ROOT / "tests" / "plugin_pkg")], check=True)
+                    "--no-index", "--target", str(site), str(src)], check=True)
     spec = toy_spec(generators=[{"name": "plugin-noise"}])
     spec_path = _write(tmp_path, spec)
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}

@@ -13,11 +13,11 @@ from scalebench.data.digits import Digits, quantise
 from scalebench.methods import diffusion as D
 from scalebench.zoo import checkpoint_path
 
-pytestmark = pytest.mark.skipif(not checkpoint_path("diffusion").exists(), reason="diffusion checkpoint not trained")
-
 
 @pytest.fixture(scope="module")
 def gen() -> D.DiffusionGenerator:
+    if not checkpoint_path("diffusion").exists():
+        pytest.skip("diffusion checkpoint not trained (scalebench train diffusion)")
     torch.set_num_threads(1)
     return D.DiffusionGenerator("cpu")
 
@@ -137,3 +137,17 @@ def test_quality_improves_with_steps(gen: D.DiffusionGenerator) -> None:
           for s, K in [("ddim", 1), ("ddim", 50), ("ddpm", 5), ("ddim", 5)]}
     assert fd["ddim", 50] < 0.5 * fd["ddim", 1]
     assert fd["ddim", 5] < fd["ddpm", 5]
+
+
+def test_unet_variants_shapes() -> None:
+    """The shared denoiser: default, lean with Fourier features, two-time (consistency/IMM) and extra outputs."""
+    from scalebench.methods.nets.unet import UNet
+
+    x, t = torch.randn(3, 1, 8, 8), torch.rand(3)
+    assert UNet(base=8)(x, t).shape == (3, 1, 8, 8)
+    assert UNet(base=8, up_blocks=1, fourier=(3, 4))(x, t).shape == (3, 1, 8, 8)
+    assert UNet(base=8, blocks=2, out_ch=2)(x, torch.tensor(0.5)).shape == (3, 2, 8, 8)
+    two = UNet(base=8, two_times=True)
+    assert two(x, t, torch.rand(3)).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError):
+        two(x, t)

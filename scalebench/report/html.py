@@ -26,7 +26,7 @@ from scalebench.report import charts
 from scalebench.report.table import TABLE_COLUMNS, known_cards, quality_metrics, scalability_table
 from scalebench.report.tablefmt import DISPLAY_COLUMNS, markdown_table, table_display
 from scalebench.report.trend import DecisionRule
-from scalebench.results import run_dirs, atomic_write_text, load_results, read_manifest
+from scalebench.results import atomic_write_text, load_results, read_manifest, run_dirs
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard
