@@ -154,7 +154,6 @@ def test_diversity_real_near_one_and_collapse_zero(ds: Digits) -> None:
     assert 0.0 < diversity(two_modes, ds) < 1.0
 
 
-@pytest.mark.skipif(not checkpoint_path("gpt").exists(), reason="reference GPT not trained yet")
 def test_ref_nll_prefers_real_digits(ds: Digits) -> None:
     from scalebench.metrics.refnll import ref_nll
 
