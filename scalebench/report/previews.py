@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalebench.results import run_dirs, latest_records
+from scalebench.results import latest_records, run_dirs
 
 
 def load_previews(paths: Iterable[str | Path], point_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
