@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from scalebench.compare_cli import ab_cmd, compare_cmd
+from scalebench.console import console, err_console
 from scalebench.report.commands import report_cmd, table_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure inference-time scaling curves of generative models along S and K.")
-console = Console()
-err_console = Console(stderr=True)
+
 
 DEFAULT_SPEC = Path("benchmarks/quick.toml")
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from scalebench.console import console, err_console
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
@@ -20,8 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalebench.compare import CompareReport
 
 # The comparison table is wide; CI logs are not terminals and would get rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
 
 MARKS = {"regression": "[bold red]✗ regression[/]", "failed": "[bold red]✗ failed[/]",
          "improvement": "[bold green]✓ improvement[/]", "ok": "[green]ok[/]", "info": "[dim]info[/]"}

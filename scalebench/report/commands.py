@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from scalebench.console import console, err_console
+
 
 def table_cmd(
     results: Annotated[list[Path], typer.Argument(help="run directories (or folders of them)")],
@@ -19,7 +21,6 @@ def table_cmd(
     csv: Annotated[Path | None, typer.Option("--csv", help="also write the full table (all evidence numbers) as CSV")] = None,
 ) -> None:
     """Print the measured 2-axis scalability table (✅ improves with more steps, ❌ does not, — fixed)."""
-    from rich.console import Console
 
     from scalebench.report.table import known_cards, scalability_table
     from scalebench.report.tablefmt import markdown_table, render_terminal_evidence, render_terminal_table
@@ -28,7 +29,6 @@ def table_cmd(
 
     df = load_results(results)
     table = scalability_table(df, metric, cards=known_cards(df["generator"].dropna().unique()))
-    console = Console()
     if markdown:
         console.print(markdown_table(table), markup=False, highlight=False, soft_wrap=True)
     else:
@@ -39,7 +39,7 @@ def table_cmd(
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(csv, index=False)
-        Console(stderr=True).print(f"wrote {csv}", markup=False, highlight=False)
+        err_console.print(f"wrote {csv}", markup=False, highlight=False)
 
 
 def report_cmd(
@@ -49,11 +49,10 @@ def report_cmd(
     png: Annotated[bool, typer.Option("--png", help="also write static PNGs of every chart (needs Chromium)")] = False,
 ) -> None:
     """Write a self-contained HTML report (works offline): provenance, the 2-axis table, charts, samples."""
-    from rich.console import Console
 
     from scalebench.report.html import write_report
 
     index = write_report(results, out, png=png, metric=metric)
     size = index.stat().st_size / 1e6
-    Console().print(f"wrote {index} ({size:.1f} MB), {out / 'table.md'}, {out / 'table.csv'}"
+    console.print(f"wrote {index} ({size:.1f} MB), {out / 'table.md'}, {out / 'table.csv'}"
                     + (f", {out / 'png'}/*.png" if png else ""), markup=False, highlight=False)
