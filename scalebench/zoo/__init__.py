@@ -30,6 +30,7 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], meta: dict[str, A
     tmp = path.with_suffix(".tmp")
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta, sort_keys=True)})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped package data must be world-readable
     os.replace(tmp, path)
     return path
 
