@@ -6,7 +6,7 @@ registry stay fast; torch types appear in annotations only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,11 +155,3 @@ class HasLikelihood(Protocol):
 
     def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None: ...
 
-
-@dataclass
-class GeneratorInfo:
-    """What `scalebench list` shows without loading weights."""
-
-    card: MethodCard
-    target: str
-    aliases: tuple[str, ...] = field(default_factory=tuple)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -57,13 +57,6 @@ class Registry(Generic[T]):
         self._targets[name] = target
         for a in aliases:
             self._aliases[a] = name
-
-    def decorator(self, name: str, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
-        def wrap(obj: T) -> T:
-            self.register(name, obj, aliases)
-            return obj
-
-        return wrap
 
     def _read_entry_points(self) -> None:
         if self._entry_points_read or self.group is None:
@@ -129,11 +122,6 @@ TRAINERS: Registry[Any] = Registry("trainable model")
 TRAINERS.register("features", "scalebench.metrics.features:train")
 TRAINERS.register("diffusion", "scalebench.methods.diffusion:train")
 TRAINERS.register("gpt", "scalebench.methods.gpt:train")
-
-
-def generator_card(name: str) -> Any:
-    """The MethodCard of a registered generator (imports its module, loads no weights)."""
-    return GENERATORS.get(name).card
 
 
 def load_generator(name: str, device: str = "cpu") -> Any:
