@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _GENERATORS: dict[tuple[str, str], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
+_FLOPS: dict[tuple, float] = {}
 
 
 PREVIEW = 16  # samples kept in each record for the report's sample grids
@@ -84,6 +85,14 @@ def count_flops(gen: Any, budget: Budget, sampler: str, device: str, n: int = 8)
     with counter, torch.inference_mode():
         gen.sample(n, budget, _rng(device, 12345), sampler)
     return counter.get_total_flops() / n
+
+
+def _flops(gen: Any, point: Point) -> float:
+    """FLOPs per sample, counted once per budget (they do not depend on the seed)."""
+    key = (point.generator, point.fingerprint, point.sampler, point.S, point.K, point.device, point.dtype)
+    if key not in _FLOPS:
+        _FLOPS[key] = count_flops(gen, point.budget, point.sampler, point.device)
+    return _FLOPS[key]
 
 
 def _peak_memory_start(device: str) -> None:
@@ -162,7 +171,7 @@ def execute_point(point: Point) -> dict[str, Any]:
                             "warmup": point.timing.warmup, "repeats": len(times)}
         record["cost"] = {
             "nfe": gen.nfe(budget, point.sampler),
-            "flops": count_flops(gen, budget, point.sampler, dev),
+            "flops": _flops(gen, point),
             "latency_s": stats["median"], "latency_p10_s": stats["p10"], "latency_p90_s": stats["p90"],
             "peak_mem_bytes": peak,
         }
