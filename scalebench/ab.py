@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalebench.atomic import atomic_write_text
 from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thresholds, compare_runs, to_markdown
-from scalebench.results import atomic_write_text, latest_records
+from scalebench.results import latest_records
 
 DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")
 DEFAULT_ROUNDS = 6  # ≥ 5 enables the across-round test; 6 lets it tolerate one dissenting round

@@ -6,7 +6,8 @@ registry stay fast; torch types appear in annotations only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,10 +80,29 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class SamplerCard:
+    """What one sampler changes about its generator's card; None keeps the generator's value.
+
+    Jacobi iteration on the GPT's weights is a refinement method with a K axis, while the
+    GPT's ancestral sampler is a sequence method: one checkpoint, two rows of the table.
+    """
+
+    category: SeedCategory | None = None
+    S: Axis | None = None
+    K: Axis | None = None
+    outer: Literal["S", "K"] | None = None
+    likelihood: LikelihoodKind | None = None
+    paper: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
 class MethodCard:
     """What a generator is and how its inference compute can be scaled.
 
-    The card, not METHODS.md, is the source of truth for a method's axis mapping.
+    The card, not METHODS.md, is the source of truth for a method's axis mapping. A sampler
+    listed in `sampler_cards` overrides the axes, category, outer loop or likelihood for its
+    own rows (`for_sampler`).
     """
 
     name: str
@@ -96,15 +116,35 @@ class MethodCard:
     paper: str = ""
     samplers: tuple[str, ...] = ("default",)
     notes: str = ""
+    sampler_cards: Mapping[str, SamplerCard] = field(default_factory=dict)
 
-    def check_budget(self, budget: Budget) -> None:
-        """Raise ValueError naming the bad value and the valid ones."""
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sampler_cards) - set(self.samplers))
+        if unknown:
+            raise ValueError(f"{self.name}: sampler_cards names {unknown}, which are not in samplers {list(self.samplers)}")
+
+    def for_sampler(self, sampler: str | None) -> MethodCard:
+        """The card of this generator's rows drawn with `sampler` (None = the default sampler)."""
+        s = self.check_sampler(sampler)
+        o = self.sampler_cards.get(s)
+        if o is None:
+            return self
+        return replace(
+            self, category=o.category or self.category, S=o.S or self.S, K=o.K or self.K,
+            outer=o.outer if o.outer is not None else self.outer, likelihood=o.likelihood or self.likelihood,
+            paper=o.paper or self.paper, notes=o.notes or self.notes, sampler_cards={},
+        )
+
+    def check_budget(self, budget: Budget, sampler: str | None = None) -> None:
+        """Raise ValueError naming the bad value and the valid ones (for `sampler`'s axes)."""
+        card = self.for_sampler(sampler) if self.sampler_cards else self
         for axis_name in ("S", "K"):
-            axis: Axis = getattr(self, axis_name)
+            axis: Axis = getattr(card, axis_name)
             v = getattr(budget, axis_name)
             if not axis.valid(v):
+                where = f"{self.name}" + (f"/{sampler}" if sampler and self.sampler_cards else "")
                 raise ValueError(
-                    f"{self.name}: {axis_name}={v} is not valid; valid {axis_name}: {axis.describe()}"
+                    f"{where}: {axis_name}={v} is not valid; valid {axis_name}: {axis.describe()}"
                 )
 
     def check_sampler(self, sampler: str | None) -> str:
@@ -134,8 +174,8 @@ class Generator(Protocol):
     """A trained generative model exposed to the harness.
 
     `sample` returns the dataset's canonical form (for `digits`: floats in [0, 1], N×1×8×8);
-    the harness quantises before any metric. Randomness must come only from `rng` so the
-    same seed gives identical samples.
+    the harness checks that form and quantises before any metric. Randomness must come only
+    from `rng` so the same seed gives identical samples (the global RNG stays untouched).
     """
 
     card: MethodCard
@@ -144,9 +184,18 @@ class Generator(Protocol):
         self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None
     ) -> torch.Tensor: ...
 
-    def nfe(self, budget: Budget, sampler: str | None = None) -> int:
-        """Network function evaluations in sequence for one batch at this budget."""
+    def nfe(self, budget: Budget, sampler: str | None = None) -> int | None:
+        """Declared network calls in sequence for one batch at this budget; None when it depends
+        on the data (early stopping, accepted drafts): the harness then reports only what it counts."""
         ...
+
+
+@runtime_checkable
+class HasNetworks(Protocol):
+    """Optional but expected: the networks `sample` calls, so the harness can count real forward
+    calls with hooks (`nfe_measured`). Count one call per forward of each listed module."""
+
+    def networks(self) -> Mapping[str, torch.nn.Module]: ...
 
 
 @runtime_checkable
@@ -154,4 +203,3 @@ class HasLikelihood(Protocol):
     """Optional: per-example negative log-likelihood in bits/dim (exact or a bound)."""
 
     def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None: ...
-

@@ -110,18 +110,23 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-GENERATORS: Registry[Any] = Registry("generator", entry_point_group="scalebench.generators")
-"""Every generator the harness can sweep. Targets are classes with `card` and `__init__(device)`."""
+def _builtin_registries() -> tuple[Registry[Any], Registry[Any]]:
+    """GENERATORS and TRAINERS, both derived from the one table of families (no second edit)."""
+    from scalebench.methods import FAMILIES, METRIC_NETS
 
-GENERATORS.register("diffusion", "scalebench.methods.diffusion:DiffusionGenerator", aliases=("ddpm", "ddim"))
-GENERATORS.register("gpt", "scalebench.methods.gpt:GPTGenerator", aliases=("ar",))
+    generators: Registry[Any] = Registry("generator", entry_point_group="scalebench.generators")
+    trainers: Registry[Any] = Registry("trainable model")
+    for fam in FAMILIES:
+        generators.register(fam.id, fam.target, aliases=fam.aliases)
+        trainers.register(fam.id, f"{fam.module}:train")
+    for name, target in METRIC_NETS.items():
+        trainers.register(name, target)
+    return generators, trainers
 
 
-TRAINERS: Registry[Any] = Registry("trainable model")
-"""`scalebench train NAME`: functions `train(recipe=None, out_dir=None) -> Path`."""
-TRAINERS.register("features", "scalebench.metrics.features:train")
-TRAINERS.register("diffusion", "scalebench.methods.diffusion:train")
-TRAINERS.register("gpt", "scalebench.methods.gpt:train")
+GENERATORS, TRAINERS = _builtin_registries()
+"""GENERATORS: every generator the harness can sweep (classes with `card` and `__init__(device)`);
+TRAINERS: `scalebench train NAME` → `train(recipe=None, out_dir=None) -> Path`."""
 
 
 def load_generator(name: str, device: str = "cpu") -> Any:

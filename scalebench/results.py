@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from scalebench.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -33,9 +35,9 @@ MANIFEST = "manifest.json"
 # Columns identifying a point in the tidy table, in display order.
 POINT_COLUMNS = [
     "run", "point_id", "generator", "sampler", "family", "category", "outer", "dataset",
-    "S", "K", "seed", "n", "batch_size", "device", "dtype", "status", "error",
+    "S", "K", "seed", "n", "batch_size", "device", "dtype", "threads", "status", "error",
 ]
-COST_COLUMNS = ["nfe", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
+COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
 PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash"]
 
 
@@ -50,16 +52,6 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
         record.setdefault("cost", {})
         record.setdefault("metrics", {})
     return record
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file via temp + fsync + rename so readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class RecordWriter:
@@ -85,6 +77,28 @@ class RecordWriter:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+def encode_preview(x: Any, levels: int | None) -> dict[str, Any]:
+    """A few quantised samples as base64 uint8 (levels-1 scale), so reports need no sample files."""
+    import base64
+
+    import torch
+
+    scale = (levels or 256) - 1
+    data = torch.round(x.clamp(0, 1) * scale).to(torch.uint8).numpy().tobytes()
+    return {"shape": list(x.shape), "scale": scale, "data": base64.b64encode(data).decode("ascii")}
+
+
+def decode_preview(preview: dict[str, Any]) -> Any:
+    """Inverse of `encode_preview`: a float tensor in [0, 1] of the stored shape."""
+    import base64
+
+    import numpy as np
+    import torch
+
+    arr = np.frombuffer(base64.b64decode(preview["data"]), dtype=np.uint8).reshape(preview["shape"])
+    return torch.from_numpy(arr.astype("float32") / preview["scale"])
 
 
 def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
@@ -174,7 +188,7 @@ def load_results(paths: str | Path | Iterable[str | Path], include_failed: bool 
                 rows.extend(record_rows(rec, d.name))
     columns = POINT_COLUMNS + ["metric", "value", "better", "kind"] + COST_COLUMNS + PROVENANCE_COLUMNS
     df = pd.DataFrame(rows, columns=columns)
-    for c in ("S", "K", "seed", "n", "batch_size"):
+    for c in ("S", "K", "seed", "n", "batch_size", "threads"):
         df[c] = df[c].astype("Int64")
     df["value"] = df["value"].astype(float)
     return df
@@ -186,13 +200,11 @@ def export(df, out: Path, formats: tuple[str, ...] = ("parquet", "csv")) -> list
     written = []
     for fmt in formats:
         path = out.with_suffix(f".{fmt}")
-        tmp = path.with_name(f".{path.name}.tmp")
         if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
+            atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
         elif fmt == "csv":
-            df.to_csv(tmp, index=False)
+            atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         else:
             raise ValueError(f"unknown export format {fmt!r}; use parquet or csv")
-        os.replace(tmp, path)
         written.append(path)
     return written

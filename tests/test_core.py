@@ -8,9 +8,9 @@ import pytest
 
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.registry import GENERATORS, Registry, RegistryError
-from scalebench.results import POINTS, RecordWriter, iter_records, load_results
+from scalebench.results import POINTS, RecordWriter, decode_preview, iter_records, load_results
 from scalebench.sweep.plan import expand
-from scalebench.sweep.runner import decode_preview, run_sweep
+from scalebench.sweep.runner import run_sweep
 from scalebench.sweep.spec import SpecError, parse_spec
 from tests.conftest import toy_spec
 

@@ -11,6 +11,7 @@ import torch
 from scalebench.api import Budget, Generator, HasLikelihood
 from scalebench.data.digits import Digits, quantise
 from scalebench.methods import diffusion as D
+from scalebench.methods.samplers import diffusion as DS
 from scalebench.zoo import checkpoint_path
 
 
@@ -43,11 +44,11 @@ def test_sample_shape_range_determinism(gen: D.DiffusionGenerator, sampler: str)
 def test_ddim_is_deterministic_given_start_ddpm_is_not(gen: D.DiffusionGenerator) -> None:
     """η=0 uses the rng only for x_T; η=1 keeps drawing from it (so the two differ beyond x_T)."""
     x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    ts = gen.times(5, "ddim")
-    d1 = D.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(1))
-    d2 = D.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(2))
-    p1 = D.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(1))
-    p2 = D.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(2))
+    ts = DS.sampler_times(5, "ddim")
+    d1 = DS.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(1))
+    d2 = DS.sample_ddim(gen.denoise, x, ts, torch.Generator().manual_seed(2))
+    p1 = DS.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(1))
+    p2 = DS.sample_ddpm(gen.denoise, x, ts, torch.Generator().manual_seed(2))
     assert torch.equal(d1, d2) and not torch.equal(p1, p2)
 
 
@@ -82,17 +83,17 @@ def test_invalid_sampler_and_budget(gen: D.DiffusionGenerator) -> None:
 
 
 def test_strided_schedule() -> None:
-    assert D.strided_steps(1) == [1000, 0]
-    assert D.strided_steps(4) == [1000, 750, 500, 250, 0]
-    steps = D.strided_steps(1000)
+    assert DS.strided_steps(1) == [1000, 0]
+    assert DS.strided_steps(4) == [1000, 750, 500, 250, 0]
+    steps = DS.strided_steps(1000)
     assert steps[0] == 1000 and steps[-2:] == [1, 0] and len(steps) == 1001
-    alpha, sigma = D.grid_alpha_sigma()
+    alpha, sigma = DS.grid_alpha_sigma()
     assert torch.allclose(alpha**2 + sigma**2, torch.ones_like(alpha))
     assert bool((alpha[1:] < alpha[:-1]).all())
-    assert D.alpha_sigma(0.0) == (1.0, 0.0) and math.isclose(D.alpha_sigma(0.5)[0], float(alpha[500]))
-    kt = D.karras_times(6)
+    assert DS.alpha_sigma(0.0) == (1.0, 0.0) and math.isclose(DS.alpha_sigma(0.5)[0], float(alpha[500]))
+    kt = DS.karras_times(6)
     assert len(kt) == 7 and kt[0] == 1.0 and kt[-1] == 0.0 and kt == sorted(kt, reverse=True)
-    assert math.isclose(kt[-2], 1 / D.T, rel_tol=1e-6) and D.karras_times(1) == [1.0, 0.0]
+    assert math.isclose(kt[-2], 1 / DS.T, rel_tol=1e-6) and DS.karras_times(1) == [1.0, 0.0]
 
 
 def test_nll_bound(gen: D.DiffusionGenerator) -> None:

@@ -20,6 +20,8 @@ class SampleForm:
     shape: tuple[int, ...]  # per-sample shape, e.g. (1, 8, 8)
     dtype: str  # "float" (images in [0, 1]) or "long" (token ids)
     levels: int | None = None  # number of quantisation levels the metrics judge on
+    low: float = 0.0  # declared value range of a float form (ignored for "long")
+    high: float = 1.0
     description: str = ""
 
 

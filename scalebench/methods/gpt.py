@@ -7,8 +7,9 @@ levels in raster order (one network call per token with a KV cache) and the r×r
 upsampled to 8×8, so S is a true sequence axis: fewer commits, coarser images.
 
 Sampling draws one uniform per token from `rng` up front and inverts each token's CDF with
-it, so a sample is a deterministic function of (weights, noise): cached and uncached decoding
-agree exactly, and Jacobi decoding (`jacobi`) can reach the same sample from the same noise.
+it (`methods/samplers/autoregressive.py`), so a sample is a deterministic function of
+(weights, noise): cached and uncached decoding agree exactly, and Jacobi decoding can reach
+the same sample from the same noise.
 
 Brown et al. 2020 (GPT-3); the architecture follows GPT-2 (Radford et al. 2019).
 """
@@ -25,8 +26,9 @@ import torch.nn.functional as F
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens, quantise, to_tokens, upsample
 from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig, n_params
-from scalebench.training import Recipe, fit
-from scalebench.zoo import load_checkpoint, save_checkpoint
+from scalebench.methods.samplers import autoregressive as ar
+from scalebench.training import Recipe, fit_model, seeded
+from scalebench.zoo import load_module, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,31 +62,24 @@ def teacher_forced_logits(model: CausalTransformer, tokens: torch.Tensor, r: int
     return model(tokens[:, :-1], pos=pos, cond=_cond(r, b, tokens.device))
 
 
-def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Token whose CDF interval holds u ∈ [0, 1): ancestral sampling from explicit noise."""
-    cdf = torch.softmax(logits.float(), dim=-1).cumsum(-1)
-    return (cdf < u.unsqueeze(-1)).sum(-1).clamp_max(logits.shape[-1] - 1)
-
-
 @torch.no_grad()
 def decode(model: CausalTransformer, r: int, u: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
     """Write r×r tokens in raster order from noise u (n, r²); r² network calls.
 
     `use_cache=False` recomputes the whole prefix every step (the reference for the cache).
     """
-    n, d = u.shape
-    tokens = torch.zeros(n, d, dtype=torch.long, device=u.device)
+    n = u.shape[0]
     cond, pos = _cond(r, n, u.device), _positions(r, u.device)
     cache = model.new_cache() if use_cache else None
-    for i in range(d):
+
+    def next_logits(i: int, tokens: torch.Tensor) -> torch.Tensor:
         if cache is None:
-            logits = model(tokens[:, :i] if i else None, pos=pos[:i], cond=cond)[:, -1]
-        elif i == 0:
-            logits = model(cond=cond, cache=cache)[:, -1]
-        else:
-            logits = model(tokens[:, i - 1:i], pos=pos[i - 1:i], cache=cache)[:, -1]
-        tokens[:, i] = inverse_cdf(logits, u[:, i])
-    return tokens
+            return model(tokens[:, :i] if i else None, pos=pos[:i], cond=cond)[:, -1]
+        if i == 0:
+            return model(cond=cond, cache=cache)[:, -1]
+        return model(tokens[:, i - 1:i], pos=pos[i - 1:i], cache=cache)[:, -1]
+
+    return ar.decode(next_logits, u)
 
 
 def bits_per_dim(model: CausalTransformer, tokens: torch.Tensor, r: int = SIDE) -> torch.Tensor:
@@ -117,13 +112,14 @@ class GPTGenerator:
                "likelihood of a coarser image, not bits/dim of an 8×8 one, so nll returns None."),
     )
 
+    checkpoints = ("gpt",)
+
     def __init__(self, device: str = "cpu") -> None:
-        state, meta = load_checkpoint("gpt", device)
+        self.model, self.meta = load_module("gpt", lambda m: build_model(TransformerConfig(**m["model"])), device)
         self.device = torch.device(device)
-        self.meta = meta
-        self.model = build_model(TransformerConfig(**meta["model"]))
-        self.model.load_state_dict(state)
-        self.model.to(self.device).eval()
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"transformer": self.model}
 
     def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None,
                use_cache: bool = True) -> torch.Tensor:
@@ -154,21 +150,6 @@ class GPTGenerator:
                           for i in range(0, len(tokens), SAMPLE_CHUNK)])
 
 
-_REFERENCE: dict[str, GPTGenerator] = {}
-
-
-def reference_nll(x: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """Bits/dim of canonical 8×8 images under the shipped 8×8 GPT ("generative perplexity").
-
-    One teacher-forced forward pass per chunk of 4096 images; the model is loaded once per device.
-    """
-    if device not in _REFERENCE:
-        _REFERENCE[device] = GPTGenerator(device)
-    out = _REFERENCE[device].nll(x, Budget(S=SIDE * SIDE))
-    assert out is not None
-    return out
-
-
 def _pyramid_tokens(split: str) -> tuple[torch.Tensor, ...]:
     pyr = Digits().pyramid(split, RESOLUTIONS)
     return tuple(to_tokens(pyr[r]) for r in RESOLUTIONS)
@@ -181,8 +162,8 @@ def train(recipe: Recipe | None = None, out_dir: Path | None = None) -> Path:
     8×8 carries 64/85 of the weight (the resolution whose likelihood is reported).
     """
     recipe = recipe or RECIPE
-    torch.manual_seed(recipe.seed)
-    model = build_model(MODEL)
+    with seeded(recipe.seed):
+        model = build_model(MODEL)
     data = _pyramid_tokens("train")
 
     def loss_fn(m: torch.nn.Module, batch: tuple[torch.Tensor, ...], gen: torch.Generator) -> torch.Tensor:
@@ -194,17 +175,15 @@ def train(recipe: Recipe | None = None, out_dir: Path | None = None) -> Path:
         return total / count
 
     log.info("training gpt: %d parameters, recipe %s", n_params(model), recipe)
-    ema, stats = fit(model, data, loss_fn, recipe, log_every=250)
+    ema, stats = fit_model(model, data, loss_fn, recipe, log_every=250)
     test = _pyramid_tokens("test")
     with torch.no_grad():
         per_res = {str(r): round(bits_per_dim(ema, tok, r).mean().item(), 4)  # type: ignore[arg-type]
                    for r, tok in zip(RESOLUTIONS, test, strict=True)}
-    meta = {"method": "gpt", "recipe": recipe.to_dict(), "model": MODEL.to_dict(),
-            "n_params": n_params(ema), "train_seconds": stats["train_seconds"],
+    meta = {**stats, "method": "gpt", "model": MODEL.to_dict(), "n_params": n_params(ema),
             "final_loss": round(stats["final_loss"], 4), "test_nll_bits_per_dim": per_res[str(SIDE)],
             "test_bits_per_token_by_resolution": per_res}
     path = save_checkpoint("gpt", ema.state_dict(), meta, directory=out_dir)
     log.info("gpt: test NLL %.4f bits/dim at 8×8 (%s); %.0fs; wrote %s",
              per_res[str(SIDE)], per_res, stats["train_seconds"], path)
-    _REFERENCE.clear()
     return path

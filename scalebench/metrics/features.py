@@ -104,19 +104,12 @@ _CACHE: dict[tuple[str, str], DigitCNN] = {}
 
 def load_feature_net(device: str | torch.device = "cpu") -> DigitCNN:
     """The shipped feature net on `device`, in eval mode (cached per device and checkpoint hash)."""
-    from scalebench.zoo import checkpoint_hash, load_checkpoint
+    from scalebench.zoo import checkpoint_hash, load_module
 
     key = (str(device), checkpoint_hash(NAME))
-    net = _CACHE.get(key)
-    if net is None:
-        state, meta = load_checkpoint(NAME, device=str(device))
-        net = DigitCNN(**meta.get("arch", {}))
-        net.load_state_dict(state)
-        net = net.to(device).eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        _CACHE[key] = net
-    return net
+    if key not in _CACHE:
+        _CACHE[key] = load_module(NAME, lambda meta: DigitCNN(**meta.get("arch", {})), device)[0]
+    return _CACHE[key]
 
 
 def feature_extractor(device: str | torch.device = "cpu") -> FeatureExtractor:
@@ -160,22 +153,22 @@ def train(recipe: Any = None, out_dir: Path | None = None) -> Path:
     accuracy, measured here on the test split (tests recompute it rather than trust it).
     """
     from scalebench.data.digits import Digits
-    from scalebench.training import fit
+    from scalebench.training import fit_model, seeded
     from scalebench.zoo import save_checkpoint
 
     recipe = recipe or default_recipe()
     ds = Digits()
     x, y = ds.canonical("train"), ds.labels("train")
     arch = {"width": 32, "num_features": NUM_FEATURES, "dropout": 0.2}
-    torch.manual_seed(recipe.seed)
-    net = DigitCNN(**arch)
+    with seeded(recipe.seed):
+        net = DigitCNN(**arch)
 
     def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, ...], gen: torch.Generator) -> torch.Tensor:
         xb, yb = batch
         return F.cross_entropy(model(shift_augment(xb, gen)), yb, label_smoothing=0.05)
 
     t0 = time.perf_counter()
-    ema, stats = fit(net, (x, y), loss_fn, recipe)
+    ema, stats = fit_model(net, (x, y), loss_fn, recipe)
     train_s = time.perf_counter() - t0
     acc_test = accuracy(ema, ds.canonical("test"), ds.labels("test"))
     acc_train = accuracy(ema, x, y)

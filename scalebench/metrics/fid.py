@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scalebench.atomic import atomic_write
 from scalebench.metrics.features import NAME as FEATURES_NAME
 from scalebench.metrics.features import feature_extractor
 
@@ -78,15 +78,8 @@ def reference_features(dataset: Any, split: str = "train", device: str = "cpu") 
         real = dataset.quantise(dataset.canonical(split))
         feats = feature_extractor(device)(real.to(device)).float().cpu().contiguous()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            meta = {"key": json.dumps(reference_key(dataset, split), sort_keys=True)}
-            save_file({"features": feats}, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        meta = {"key": json.dumps(reference_key(dataset, split), sort_keys=True)}
+        atomic_write(path, lambda tmp: save_file({"features": feats}, str(tmp), metadata=meta))
         log.info("reference features for %s/%s cached at %s", dataset.name, split, path)
     _MEMO[memo_key] = feats
     return feats

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from scalebench.atomic import atomic_write_text
 from scalebench.report import charts
 from scalebench.report.table import TABLE_COLUMNS, known_cards, quality_metrics, scalability_table
 from scalebench.report.tablefmt import DISPLAY_COLUMNS, markdown_table, table_display
 from scalebench.report.trend import DecisionRule
-from scalebench.results import atomic_write_text, load_results, read_manifest, run_dirs
+from scalebench.results import load_results, read_manifest, run_dirs
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard

@@ -17,7 +17,7 @@ from scalebench.results import latest_records, run_dirs
 
 def load_previews(paths: Iterable[str | Path], point_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """point_id → preview samples (N×C×H×W floats in [0, 1]) from the run dirs' records."""
-    from scalebench.sweep.runner import decode_preview
+    from scalebench.results import decode_preview
 
     wanted = None if point_ids is None else set(point_ids)
     out: dict[str, np.ndarray] = {}

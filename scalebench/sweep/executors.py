@@ -22,7 +22,7 @@ class LocalExecutor:
 
     def run(self, points: Iterable[Point], on_start: Callable[[Point], None] | None = None
             ) -> Iterator[dict[str, Any]]:
-        from scalebench.sweep.runner import execute_point
+        from scalebench.sweep.measure import execute_point
 
         for p in points:
             if on_start:

@@ -9,6 +9,7 @@ Example::
     device = "cpu"
     dtype = "float32"
     metrics = ["fid", "kid", "ref_nll", "diversity", "test_nll"]
+    threads = 2             # torch threads of the measuring process (default: this machine's cores)
 
     [timing]
     warmup = 1
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "dtype": "float32",
     "metrics": ["fid", "kid", "ref_nll", "diversity", "test_nll"],
+    "threads": None,  # None = the cores this process may use (`machine_threads()`)
 }
 DTYPES = ("float32", "bfloat16", "float16")
 GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics"}
@@ -67,6 +69,16 @@ class GeneratorEntry:
     metrics: tuple[str, ...]
 
 
+def machine_threads() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     name: str
@@ -74,6 +86,7 @@ class SweepSpec:
     dtype: str
     timing: TimingSettings
     generators: tuple[GeneratorEntry, ...]
+    threads: int = 1
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -132,6 +145,7 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     dev = device or top["device"]
     if not isinstance(dev, str) or not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
         raise SpecError(f"{source}: device = {dev!r} is not a device; use 'cpu' or 'cuda' (or 'cuda:N')")
+    threads = machine_threads() if top["threads"] is None else _positive_int(f"{source}: threads", top["threads"])
     if top["dtype"] not in DTYPES:
         raise SpecError(f"{source}: dtype = {top['dtype']!r} is not supported; use one of {list(DTYPES)}")
     timing_raw = data.get("timing", {})
@@ -167,7 +181,7 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
             metrics=_metrics(f"{where}: metrics", g.get("metrics", top["metrics"])),
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
-                     generators=tuple(entries), source=source, raw=data)
+                     generators=tuple(entries), threads=threads, source=source, raw=data)
 
 
 def load_spec(path: str | Path, device: str | None = None) -> SweepSpec:

@@ -1,44 +1,78 @@
-"""Shipped checkpoints (safetensors) and the only place weights are read or written.
+"""Shipped checkpoints (safetensors), their index, and the only place weights are read or written.
 
-Weights are loaded with `safetensors` (no pickle). Each file carries its training recipe and
-metrics as string metadata, and its content hash enters every grid point's identity, so a
-retrained checkpoint re-runs the points measured with the old one.
+Weights are loaded with `safetensors` (no pickle). Each file carries its training recipe,
+wall time and final loss as string metadata. `index.json` beside them records, per
+checkpoint, its file, content hash and **parents** (the checkpoints it was built from: a
+distilled student names its teacher), so `lineage_hash` — which enters every grid point's
+identity — changes when a checkpoint *or any ancestor* is retrained.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from scalebench.atomic import atomic_write, atomic_write_text
+
 ZOO_DIR = Path(__file__).resolve().parent
+INDEX = "index.json"
+META_REQUIRED = ("train_seconds", "final_loss", "recipe")
+"""Every shipped checkpoint says how it was made: recipe, wall time and final training loss."""
 
 
-def checkpoint_path(name: str) -> Path:
-    return ZOO_DIR / f"{name}.safetensors"
+def checkpoint_path(name: str, directory: Path | None = None) -> Path:
+    return (directory or ZOO_DIR) / f"{name}.safetensors"
+
+
+def read_index(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+    """name → {file, sha256, parents, size_bytes}; {} when there is no index yet."""
+    path = (directory or ZOO_DIR) / INDEX
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def save_checkpoint(name: str, state: dict[str, torch.Tensor], meta: dict[str, Any],
-                    directory: Path | None = None) -> Path:
-    """Write `<name>.safetensors` atomically (temp file + rename) with JSON-encoded metadata."""
-    path = (directory or ZOO_DIR) / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
+                    directory: Path | None = None, parents: Sequence[str] = ()) -> Path:
+    """Write `<name>.safetensors` atomically with JSON metadata and record it in the index.
+
+    `meta` must hold `recipe`, `train_seconds` and `final_loss`; `parents` names the
+    checkpoints (in the same directory) this one was built from.
+    """
+    missing = [k for k in META_REQUIRED if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint {name!r}: metadata lacks {missing}; pass fit()'s stats into meta")
+    directory = directory or ZOO_DIR
+    path = checkpoint_path(name, directory)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta, sort_keys=True)})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped package data must be world-readable
-    os.replace(tmp, path)
+    meta = {**meta, "parents": list(parents)}
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta, sort_keys=True, default=str)})
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped package data must be world-readable
+
+    atomic_write(path, write)
+    file_hash.cache_clear()
+    index = read_index(directory)
+    index[name] = {"file": path.name, "sha256": file_hash(path), "parents": list(parents),
+                   "size_bytes": path.stat().st_size}
+    atomic_write_text(directory / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def load_checkpoint(name: str, device: str = "cpu", directory: Path | None = None
                     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load weights and metadata; a missing file names the command that makes it."""
-    path = (directory or ZOO_DIR) / f"{name}.safetensors"
+    path = checkpoint_path(name, directory)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} is missing; create it with `scalebench train {name}`")
     from safetensors import safe_open
@@ -48,9 +82,54 @@ def load_checkpoint(name: str, device: str = "cpu", directory: Path | None = Non
     return load_file(str(path), device=device), meta
 
 
+def load_module(name: str, build: Callable[[dict[str, Any]], torch.nn.Module], device: str | torch.device = "cpu",
+                directory: Path | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build a network from a checkpoint's metadata, load its weights, freeze it for inference.
+
+    `build(meta)` returns the untrained module (its config comes from the metadata, so a
+    checkpoint trained with another width still loads). Strict loading: a key mismatch is an error.
+    """
+    state, meta = load_checkpoint(name, "cpu", directory)
+    net = build(meta)
+    net.load_state_dict(state)
+    net = net.to(device).eval()
+    net.requires_grad_(False)
+    return net, meta
+
+
+@functools.cache
+def file_hash(path: Path) -> str:
+    """Short sha256 of a file's bytes (memoised per process; `save_checkpoint` clears it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def checkpoint_hash(name: str, directory: Path | None = None) -> str:
     """Short content hash of a checkpoint file ("missing" when absent)."""
-    path = (directory or ZOO_DIR) / f"{name}.safetensors"
-    if not path.exists():
-        return "missing"
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    path = checkpoint_path(name, directory)
+    return file_hash(path) if path.exists() else "missing"
+
+
+def lineage(name: str, directory: Path | None = None) -> dict[str, str]:
+    """{checkpoint: content hash} for `name` and all its ancestors (from the index)."""
+    index = read_index(directory)
+    out: dict[str, str] = {}
+    todo = [name]
+    while todo:
+        n = todo.pop()
+        if n in out:
+            continue
+        out[n] = checkpoint_hash(n, directory)
+        todo.extend(index.get(n, {}).get("parents", []))
+    return dict(sorted(out.items()))
+
+
+def lineage_hash(names: Sequence[str], directory: Path | None = None) -> dict[str, str]:
+    """Hashes of every checkpoint in `names` and of their ancestors, for point identity."""
+    out: dict[str, str] = {}
+    for n in names:
+        out.update(lineage(n, directory))
+    return dict(sorted(out.items()))

@@ -1,0 +1,133 @@
+"""Diffusion schedules and samplers as plain functions over a denoiser (k-diffusion's style).
+
+The project's standard process is a DDPM (Ho et al. 2020) with T = 1000 steps whose timesteps
+are points t = i/T of a continuous cosine log-SNR schedule (Nichol & Dhariwal 2021). Samplers
+walk a strided sub-schedule with "trailing" spacing τ_k = round(k·T/K) (Lin et al. 2024), so
+even K = 1 starts from pure noise at t = 1; Heun visits Karras et al. 2022 levels instead.
+Every sampler takes a `Denoiser` (x_t, t) → x̂0 and an optional per-step `callback`, so any
+family with a denoising network (diffusion, AR-diffusion, rolling, consistency) reuses them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+T = 1000  # steps of the discrete DDPM; strided sub-schedules use K ≤ T of them
+SCHEDULE = {"kind": "cosine-logsnr", "logsnr_min": -10.0, "logsnr_max": 10.0}
+
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+"""(x_t, t) → x0 prediction; every sampler is written against this alone."""
+Callback = Callable[[dict[str, Any]], None]
+"""Called after every step with {"i", "t", "s", "x", "x0"} (k-diffusion's convention)."""
+
+
+# ---------------------------------------------------------------- schedule
+
+def logsnr(t: torch.Tensor, lo: float = SCHEDULE["logsnr_min"], hi: float = SCHEDULE["logsnr_max"]) -> torch.Tensor:
+    """Cosine schedule as log-SNR, truncated to [lo, hi] (Nichol & Dhariwal 2021; Kingma et al. 2021)."""
+    a, b = _ends(lo, hi)
+    return -2.0 * torch.log(torch.tan(a + t.double() * (b - a)))
+
+
+def _ends(lo: float = SCHEDULE["logsnr_min"], hi: float = SCHEDULE["logsnr_max"]) -> tuple[float, float]:
+    return math.atan(math.exp(-hi / 2)), math.atan(math.exp(-lo / 2))
+
+
+def alpha_sigma(t: float) -> tuple[float, float]:
+    """Signal and noise scales at time t ∈ [0, 1]; t = 0 is the data itself (α = 1, σ = 0) as in DDPM."""
+    if t <= 0:
+        return 1.0, 0.0
+    lam = float(logsnr(torch.tensor(t)))
+    return math.sqrt(1 / (1 + math.exp(-lam))), math.sqrt(1 / (1 + math.exp(lam)))
+
+
+def grid_alpha_sigma(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """α_i, σ_i of the T-step DDPM for i = 0..T (float64), i.e. `alpha_sigma(i / T)`."""
+    lam = logsnr(torch.arange(T + 1, dtype=torch.float64) / T)
+    alpha, sigma = torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+    alpha[0], sigma[0] = 1.0, 0.0
+    return alpha.to(device), sigma.to(device)
+
+
+def strided_steps(K: int) -> list[int]:
+    """Trailing spacing τ_K = T > ... > τ_1 ≥ 1, then 0 (Lin et al. 2024): K steps, K network calls."""
+    if not 1 <= K <= T:
+        raise ValueError(f"diffusion: K={K} is not valid; valid K: 1..{T}")
+    return [round(k * T / K) for k in range(K, 0, -1)] + [0]
+
+
+def karras_times(K: int, rho: float = 7.0) -> list[float]:
+    """K noise levels σ/α spaced as in Karras et al. 2022 (Eq. 5, ρ = 7) between t = 1 and t = 1/T, then 0."""
+    if not 1 <= K <= T:
+        raise ValueError(f"diffusion: K={K} is not valid; valid K: 1..{T}")
+    a, b = _ends()
+    if K == 1:
+        return [1.0, 0.0]
+    hi, lo = math.tan(b) ** (1 / rho), math.tan(a + (b - a) / T) ** (1 / rho)  # σ/α = tan(a + t(b - a))
+    levels = [(hi + k / (K - 1) * (lo - hi)) ** rho for k in range(K)]
+    return [min(1.0, max(0.0, (math.atan(g) - a) / (b - a))) for g in levels] + [0.0]
+
+
+def sampler_times(K: int, sampler: str) -> list[float]:
+    """The K+1 times a sampler visits: trailing strided DDPM steps, or Karras levels for Heun."""
+    return karras_times(K) if sampler == "heun" else [i / T for i in strided_steps(K)]
+
+
+def randn_like(x: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like x, drawn from `rng` on the rng's device."""
+    gen_device = rng.device if rng is not None else x.device
+    return torch.randn(x.shape, generator=rng, device=gen_device).to(x.device)
+
+
+# ---------------------------------------------------------------- samplers
+
+@torch.inference_mode()
+def sample_ddim(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Generator | None = None,
+                eta: float = 0.0, callback: Callback | None = None) -> torch.Tensor:
+    """DDIM with η=0 (Song et al. 2021, ICLR); η=1 with σ² = posterior variance is DDPM (Ho et al. 2020)."""
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+        x0 = D(x, t)
+        (a_t, s_t), (a_s, s_s) = alpha_sigma(t), alpha_sigma(s)
+        eps = (x - a_t * x0) / s_t
+        var_ts = s_t**2 - (a_t / a_s) ** 2 * s_s**2  # variance of q(x_t | x_s)
+        c = eta * math.sqrt(max(var_ts, 0.0)) * s_s / s_t  # η × posterior std of q(x_s | x_t, x0)
+        x = a_s * x0 + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
+        if c > 0:
+            x = x + c * randn_like(x, rng)
+        if callback is not None:
+            callback({"i": i, "t": t, "s": s, "x": x, "x0": x0})
+    return x
+
+
+def sample_ddpm(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Generator | None = None,
+                callback: Callback | None = None) -> torch.Tensor:
+    """Ancestral sampling with the posterior variance on the strided schedule (Ho et al. 2020)."""
+    return sample_ddim(D, x, ts, rng, eta=1.0, callback=callback)
+
+
+@torch.inference_mode()
+def sample_heun(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Generator | None = None,
+                callback: Callback | None = None) -> torch.Tensor:
+    """Heun's 2nd-order probability-flow ODE solver in y = x/α, σ/α (Karras et al. 2022, Alg. 1)."""
+    a0, s0 = alpha_sigma(ts[0])
+    y, g_t = x / a0, s0 / a0
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
+        a_s, s_s = alpha_sigma(s)
+        g_s = s_s / a_s
+        x0 = D(y * alpha_sigma(t)[0], t)
+        d = (y - x0) / g_t
+        y_next = y + (g_s - g_t) * d
+        if s > 0:  # the last step, to σ = 0, stays Euler
+            d2 = (y_next - D(y_next * a_s, s)) / g_s
+            y_next = y + (g_s - g_t) * 0.5 * (d + d2)
+        y, g_t = y_next, g_s
+        if callback is not None:
+            callback({"i": i, "t": t, "s": s, "x": y * a_s, "x0": x0})
+    return y
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddim": sample_ddim, "ddpm": sample_ddpm, "heun": sample_heun}

@@ -1,0 +1,263 @@
+"""Measure one grid point: the code every executor (in-process now, Ray workers later) runs.
+
+`execute_point(point) -> record` never raises: a failure becomes a record with status
+"failed" and the error. It is a sequence of named steps, each a plain function:
+
+    load → warm up → draw (the quality samples, timed, calls counted) → validate (the
+    sample contract) → time (more repeats until the minimum count and duration) → cost
+    (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+
+It imports nothing from the runner or the executors (no cycle), keeps loaded generators
+and per-budget memos (FLOPs, test NLL) per process, sets torch's thread count once per
+process from the point, and stores this process's machine calibration figure in every record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from scalebench.metrics.cost import CallCounter, count_flops, networks_of, peak_memory
+from scalebench.provenance import now, provenance
+from scalebench.results import SCHEMA_VERSION, encode_preview
+from scalebench.samples import check_samples
+from scalebench.sweep.plan import Point
+from scalebench.timing import calibration_figure, repeat_until, summarize, time_call
+
+log = logging.getLogger(__name__)
+
+PREVIEW = 16  # samples kept in each record for the report's sample grids
+WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
+
+_GENERATORS: dict[tuple[str, str], Any] = {}
+_TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
+_FLOPS: dict[tuple, float] = {}
+_THREADS: list[int] = []
+
+
+class NonFiniteMetric(RuntimeError):
+    """A metric came out NaN/Inf; the point is recorded as failed."""
+
+
+@dataclass
+class Loaded:
+    gen: Any
+    card: Any  # the MethodCard of this point's sampler
+    dataset: Any
+    counter: CallCounter
+
+
+@dataclass
+class Draw:
+    samples: torch.Tensor
+    times: list[float] = field(default_factory=list)  # seconds per full batch
+    calls: list[int] = field(default_factory=list)  # counted network calls per full batch
+
+
+# ---------------------------------------------------------------- steps
+
+def set_threads(n: int) -> None:
+    """torch's intra-op thread count, set once per process (the spec's `threads`)."""
+    if _THREADS != [n]:
+        torch.set_num_threads(n)
+        _THREADS[:] = [n]
+
+
+def get_loaded(name: str, device: str) -> Any:
+    """The generator `name` on `device`, loaded once per process."""
+    from scalebench.registry import load_generator
+
+    key = (name, device)
+    if key not in _GENERATORS:
+        _GENERATORS[key] = load_generator(name, device=device)
+    return _GENERATORS[key]
+
+
+def load(point: Point) -> Loaded:
+    from scalebench.data import get_dataset
+
+    gen = get_loaded(point.generator, point.device)
+    card = gen.card.for_sampler(point.sampler)
+    card.check_budget(point.budget)
+    return Loaded(gen, card, get_dataset(card.dataset), CallCounter(networks_of(gen)))
+
+
+def _autocast(device: str, dtype: str) -> contextlib.AbstractContextManager:
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))
+
+
+def _rng(device: str, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _sampler(ld: Loaded, point: Point, size: int, rng: torch.Generator):
+    return lambda: ld.gen.sample(size, point.budget, rng, point.sampler)
+
+
+def warm_up(ld: Loaded, point: Point) -> None:
+    rng = _rng(point.device, WARMUP_SEED + point.seed)
+    for _ in range(point.timing.warmup):
+        time_call(_sampler(ld, point, point.batch_size, rng), point.device)
+
+
+def draw(ld: Loaded, point: Point) -> Draw:
+    """The quality samples: n from the seed's generator in batches; full batches are timed and counted."""
+    rng, out, left, b = _rng(point.device, point.seed), Draw(torch.empty(0)), point.n, point.batch_size
+    chunks = []
+    while left > 0:
+        size = min(b, left)
+        with ld.counter:
+            x, dt = time_call(_sampler(ld, point, size, rng), point.device)
+        check_samples(x, size, ld.dataset.form, point.generator)
+        chunks.append(x.float().cpu())
+        if size == b:
+            out.times.append(dt)
+            out.calls.append(ld.counter.count)
+        left -= size
+    out.samples = torch.cat(chunks)
+    return out
+
+
+def validate(ld: Loaded, point: Point, d: Draw) -> None:
+    """The whole draw against the sample contract (each batch was checked as it came)."""
+    check_samples(d.samples, point.n, ld.dataset.form, point.generator)
+
+
+def time_more(ld: Loaded, point: Point, d: Draw) -> None:
+    """Extra timed repeats (own rng) until the minimum count and duration are met."""
+    rng = _rng(point.device, TIMING_SEED + point.seed)
+    before = len(d.times)
+
+    def call() -> object:
+        with ld.counter:
+            x = ld.gen.sample(point.batch_size, point.budget, rng, point.sampler)
+        d.calls.append(ld.counter.count)
+        return x
+
+    d.times[:] = repeat_until(call, point.device, point.timing, d.times)
+    del d.calls[len(d.times):]
+    log.debug("%s: %d extra timing repeats", point.label(), len(d.times) - before)
+
+
+def nfe_cost(ld: Loaded, point: Point, d: Draw) -> tuple[dict[str, Any], list[str]]:
+    """Declared NFE, NFE counted by hooks on every timed batch, and a warning when they differ."""
+    declared = ld.gen.nfe(point.budget, point.sampler)
+    declared = None if declared is None else int(declared)
+    warnings: list[str] = []
+    if not ld.counter.available:
+        return {"nfe": declared, "nfe_measured": None}, ["nfe: generator exposes no networks(); NFE not measured"]
+    measured = statistics.median(d.calls) if d.calls else None
+    if measured is not None and float(measured).is_integer():
+        measured = int(measured)
+    if declared is not None and d.calls and any(c != declared for c in d.calls):
+        warnings.append(f"nfe: declared {declared} but counted {sorted(set(d.calls))} network calls per batch")
+    cost = {"nfe": declared if declared is not None else measured, "nfe_declared": declared,
+            "nfe_measured": measured}
+    if len(set(d.calls)) > 1:
+        cost["nfe_measured_range"] = [min(d.calls), max(d.calls)]
+    return cost, warnings
+
+
+def flops(ld: Loaded, point: Point, n: int = 8) -> float:
+    """FLOPs per sample, counted once per budget (they do not depend on the seed)."""
+    key = (point.generator, point.fingerprint, point.sampler, point.S, point.K, point.device, point.dtype)
+    if key not in _FLOPS:
+        _FLOPS[key] = count_flops(_sampler(ld, point, n, _rng(point.device, PROBE_SEED)), n)
+    return _FLOPS[key]
+
+
+def memory(ld: Loaded, point: Point) -> tuple[int | None, str]:
+    """Peak bytes of one untimed batch (own rng), above the level before it."""
+    return peak_memory(_sampler(ld, point, point.batch_size, _rng(point.device, PROBE_SEED)), point.device)
+
+
+def test_nll(ld: Loaded, point: Point) -> tuple[float | None, str]:
+    """Mean test-split bits/dim at this budget (memoised: it does not depend on seed or sampler)."""
+    if not hasattr(ld.gen, "nll") or ld.card.likelihood == "none":
+        return None, "none"
+    key = (point.generator, point.fingerprint, point.S, point.K, point.device, point.dtype)
+    if key not in _TEST_NLL:
+        x = ld.dataset.canonical("test").to(point.device)
+        with torch.inference_mode(), _autocast(point.device, point.dtype):
+            v = ld.gen.nll(x, point.budget)
+        _TEST_NLL[key] = (None, "none") if v is None else (float(v.float().mean()), ld.card.likelihood)
+    return _TEST_NLL[key]
+
+
+def quality(ld: Loaded, point: Point, d: Draw, record: dict[str, Any]) -> None:
+    wanted = tuple(m for m in point.metrics if m != "test_nll" and m in ld.dataset.metrics)
+    if wanted:  # a speed-only spec (metrics = []) never loads the metric nets
+        from scalebench.metrics.quality import compute_quality
+
+        record["metrics"] = compute_quality(d.samples, ld.dataset, device=point.device, metrics=wanted)
+    if "test_nll" in point.metrics:
+        value, kind = test_nll(ld, point)
+        record["nll_kind"] = kind
+        if value is not None:
+            record["metrics"]["test_nll"] = value
+    bad = [k for k, v in record["metrics"].items() if v is None or not math.isfinite(v)]
+    if bad:
+        raise NonFiniteMetric(f"metric {bad[0]} is not finite")
+
+
+# ---------------------------------------------------------------- the point
+
+def new_record(point: Point) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION, "point_id": point.point_id, "spec_hash": point.spec_hash,
+        "generator": point.generator, "sampler": point.sampler, "S": point.S, "K": point.K,
+        "seed": point.seed, "n": point.n, "batch_size": point.batch_size, "device": point.device,
+        "dtype": point.dtype, "threads": point.threads, "fingerprint": point.fingerprint,
+        "identity": dict(point.identity), "metrics": {}, "cost": {}, "timing": {}, "warnings": [],
+        "status": "failed", "error": None, "started_at": now(),
+    }
+
+
+def execute_point(point: Point) -> dict[str, Any]:
+    """Measure one grid point; never raises: failures become a record with status 'failed'."""
+    t0 = time.perf_counter()
+    record = new_record(point)
+    try:
+        set_threads(point.threads)
+        record["calibration_s"] = calibration_figure(point.device)
+        ld = load(point)
+        card = ld.card
+        record.update(family=card.family, category=card.category, outer=card.outer,
+                      likelihood=card.likelihood, dataset=card.dataset)
+        with torch.inference_mode(), _autocast(point.device, point.dtype):
+            warm_up(ld, point)
+            d = draw(ld, point)
+            validate(ld, point, d)
+            time_more(ld, point, d)
+            nfe, warnings = nfe_cost(ld, point, d)
+            peak, peak_kind = memory(ld, point)
+            fl = flops(ld, point)
+        b = point.batch_size
+        per_sample = [t / b for t in d.times]
+        stats = summarize(per_sample)
+        record["warnings"] = warnings
+        record["timing"] = {"samples_s": d.times, "per_sample_s": per_sample, "batch": b,
+                            "warmup": point.timing.warmup, "repeats": len(d.times), "calls": d.calls}
+        record["cost"] = {**nfe, "flops": fl, "latency_s": stats["median"], "latency_p10_s": stats["p10"],
+                          "latency_p90_s": stats["p90"], "peak_mem_bytes": peak, "peak_mem_kind": peak_kind}
+        record["preview"] = encode_preview(ld.dataset.quantise(d.samples[:PREVIEW]), ld.dataset.form.levels)
+        quality(ld, point, d, record)
+        record["status"] = "ok"
+    except Exception as e:  # noqa: BLE001 — a point's failure is data, the sweep goes on
+        log.warning("%s failed: %s: %s", point.label(), type(e).__name__, e)
+        record["error"] = f"{type(e).__name__}: {e}"
+    for w in record["warnings"]:
+        log.warning("%s: %s", point.label(), w)
+    record["ended_at"] = now()
+    record["wall_s"] = round(time.perf_counter() - t0, 3)
+    record["provenance"] = provenance(point.device)
+    return record
