@@ -145,6 +145,30 @@ def train(
 
 @app.command()
 @cli_errors
+def check(
+    names: Annotated[list[str] | None, typer.Argument(help="generators to check (default: every registered one)")] = None,
+    device: Annotated[str, typer.Option(help="device to run the checks on")] = "cpu",
+) -> None:
+    """Run the generator contract suite; one line per check, exit 1 if any check fails."""
+    from scalebench.contract import run_checks
+    from scalebench.registry import GENERATORS
+
+    _check_device(device)
+    targets = [GENERATORS.canonical(n) for n in names] if names else GENERATORS.names()
+    failed = 0
+    for name in targets:
+        for r in run_checks(name, device):
+            failed += not r.ok
+            mark = "[green]PASS[/]" if r.ok else "[bold red]FAIL[/]"
+            console.print(f"{mark} {name}: {r.name}: ", end="", highlight=False)
+            console.print(r.detail, markup=False, highlight=False)
+    if failed:
+        err_console.print(f"{failed} check(s) failed", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
 def info() -> None:
     """Versions, devices, cache and checkpoint locations."""
     import torch

@@ -154,7 +154,8 @@ def fit(step: StepFn, state: TrainState, data: torch.Tensor | tuple[torch.Tensor
             idx = perm[pos:pos + recipe.batch_size]
             pos += recipe.batch_size
             state.step = i
-            loss = float(step(state, tuple(t[idx] for t in tensors), gen))
+            out = step(state, tuple(t[idx] for t in tensors), gen)
+            loss = out.item() if isinstance(out, torch.Tensor) else float(out)
             for s in scheds:
                 s.step()
             decay = min(recipe.ema, (1 + i) / (10 + i))

@@ -154,6 +154,8 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
                 & (data["dataset"].fillna("") == (dataset or "")))
         pts = data.loc[mask, ["S", "K", "seed", "value"]].astype({"S": int, "K": int, "seed": int})
         card = cards.get(generator)
+        if card is not None and hasattr(card, "for_sampler") and sampler in getattr(card, "samplers", ()):
+            card = card.for_sampler(sampler)  # a sampler may override its generator's axes and category
         category = _first(g["category"]) or (card.category if card else None)
         outer = _first(g["outer"]) or (card.outer if card else None)
         row: dict[str, Any] = {
