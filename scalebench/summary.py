@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 KEYS = ["generator", "sampler", "S", "K"]
-SHOWN = ["fid", "kid", "ref_nll", "diversity", "test_nll", "nfe", "flops", "latency_s"]
+SHOWN = ["fid", "kid", "ref_nll", "diversity", "test_nll", "nfe", "flops", "latency_s", "peak_mem_bytes"]
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -27,6 +27,8 @@ def _fmt(col: str, v: object) -> str:
         return f"{float(v) * 1e3:.3f} ms"
     if col == "flops":
         return f"{float(v) / 1e6:.2f} M"
+    if col == "peak_mem_bytes":
+        return f"{float(v) / 2**20:.1f} MiB"
     if col in ("nfe", "seeds", "failed", "S", "K"):
         return str(int(v))
     if col == "kid":
@@ -43,7 +45,8 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
     s = summary_frame(df)
     table = Table(title=title, show_lines=False)
     for c in s.columns:
-        table.add_column({"latency_s": "latency/sample", "flops": "FLOPs/sample"}.get(c, c),
+        table.add_column({"latency_s": "latency/sample", "flops": "FLOPs/sample",
+                          "peak_mem_bytes": "peak mem/batch"}.get(c, c),
                          justify="left" if c in ("generator", "sampler") else "right")
     for _, row in s.iterrows():
         table.add_row(*[_fmt(c, row[c]) for c in s.columns])
