@@ -10,8 +10,8 @@ import torch
 from scalebench.api import Budget, Generator, HasLikelihood
 from scalebench.data.digits import LEVELS, Digits, from_tokens
 from scalebench.methods import gpt
-from scalebench.metrics.refnll import reference_nll
 from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig
+from scalebench.metrics.refnll import reference_nll
 
 
 @pytest.fixture(scope="module")

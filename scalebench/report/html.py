@@ -69,6 +69,11 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
     if ((df["metric"] == "latency_s") & (df["status"] == "ok") & df["value"].notna()).any():
         out += [Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
                 Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df))]
+    if ((df["metric"] == "peak_mem_bytes") & (df["status"] == "ok") & df["value"].notna()).any():
+        out += [Chart("peak_mem_vs_K", "peak memory per batch (bytes above the pre-batch level) vs K",
+                      charts.quality_vs_K(df, "peak_mem_bytes"), "more"),
+                Chart("peak_mem_vs_S", "peak memory per batch (bytes above the pre-batch level) vs S",
+                      charts.quality_vs_S(df, "peak_mem_bytes"), "more")]
     for m in quality_metrics(df):
         if m != metric:
             out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "more"))
@@ -94,7 +99,7 @@ def _provenance_html(manifests: Mapping[str, dict[str, Any]], df: pd.DataFrame) 
                   ("git commit", m.get("git_commit")), ("device", m.get("device")),
                   ("device name", prov.get("device_name")), ("host", prov.get("host")),
                   ("platform", prov.get("platform")), ("started", m.get("started_at")),
-                  ("calibration (s)", m.get("calibration_s")),
+                  ("calibration (s)", m.get("calibration_s")), ("torch threads", m.get("threads")),
                   ("invocations", len(m.get("invocations") or []) or None)]
         rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in fields if v not in (None, ""))
         versions = m.get("versions") or {}
