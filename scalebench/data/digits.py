@@ -3,6 +3,16 @@
 Views (METHODS.md): tokens (N, 64) ints 0..16 raster order; continuous (N, 1, 8, 8) in [-1, 1]
 (optionally dequantised); pyramid: average-pooled and re-quantised at 1, 2, 4, 8 sides.
 Canonical form: floats in [0, 1] on the 17-level grid, N×1×8×8.
+
+Splits (fixed, seeded; disjoint), so that no net judges data it was trained on:
+
+- ``train`` (1000) — trains the generators (and the reference likelihood model);
+- ``features`` (397) — trains only the feature net behind FID/KID/precision/recall/diversity;
+- ``reference`` (400) — held out from every net: the FID/KID and precision/recall reference,
+  and the real data whose nearest-neighbour distances set the memorisation threshold;
+- ``test`` = features ∪ reference (797) — everything the generators never saw: test NLL;
+- ``floor_pool`` = train ∪ features (1397) — real images disjoint from the reference, drawn to
+  measure the data floor of each sample metric.
 """
 
 from __future__ import annotations
@@ -18,7 +28,9 @@ from scalebench.data.base import SampleForm
 LEVELS = 17  # grey levels 0..16
 SIDE = 8
 SPLIT_SEED = 0
-TEST_FRACTION = 0.2
+N_REFERENCE = 400
+N_FEATURES = 397
+SPLITS = ("train", "features", "reference", "test", "floor_pool", "all")
 
 
 def quantise(x: torch.Tensor, levels: int = LEVELS) -> torch.Tensor:
@@ -68,12 +80,16 @@ def upsample(x: torch.Tensor, side: int = SIDE) -> torch.Tensor:
 
 
 class Digits:
-    """The embedded `digits` dataset with a fixed, seeded train/test split."""
+    """The embedded `digits` dataset with fixed, seeded, disjoint splits (see the module docstring)."""
 
     name = "digits"
     form = SampleForm(shape=(1, SIDE, SIDE), dtype="float", levels=LEVELS,
                       description="floats in [0, 1], N×1×8×8, on the 17-level grid")
-    metrics = ("fid", "kid", "ref_nll", "diversity", "test_nll")
+    metrics = ("fid", "kid", "ref_nll", "diversity", "precision", "recall", "memorisation",
+               "memorisation_feat", "test_nll")
+    generator_split = "train"
+    reference_split = "reference"
+    floor_split = "floor_pool"
 
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,20 +99,18 @@ class Digits:
         images = d.images.astype(np.float32) / 16.0  # exact grid values k/16
         rng = np.random.default_rng(SPLIT_SEED)
         perm = rng.permutation(len(images))
-        n_test = int(round(TEST_FRACTION * len(images)))
-        is_test = np.zeros(len(images), dtype=bool)
-        is_test[perm[:n_test]] = True
-        return images, d.target.astype(np.int64), is_test
+        split = np.full(len(images), "train", dtype=object)
+        split[perm[:N_REFERENCE]] = "reference"
+        split[perm[N_REFERENCE:N_REFERENCE + N_FEATURES]] = "features"
+        return images, d.target.astype(np.int64), split
 
     def _mask(self, split: str) -> np.ndarray:
-        _, _, is_test = self._arrays
-        if split == "train":
-            return ~is_test
-        if split == "test":
-            return is_test
-        if split == "all":
-            return np.ones_like(is_test)
-        raise ValueError(f"unknown split {split!r}; use 'train', 'test' or 'all'")
+        _, _, which = self._arrays
+        members = {"test": ("features", "reference"), "floor_pool": ("train", "features"),
+                   "all": ("train", "features", "reference")}.get(split, (split,))
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)}")
+        return np.isin(which, members)
 
     def canonical(self, split: str = "train") -> torch.Tensor:
         images, _, _ = self._arrays
@@ -120,5 +134,5 @@ class Digits:
         return quantise(x)
 
     def fingerprint(self) -> dict[str, object]:
-        return {"dataset": self.name, "split_seed": SPLIT_SEED, "test_fraction": TEST_FRACTION,
-                "levels": LEVELS, "side": SIDE}
+        return {"dataset": self.name, "split_seed": SPLIT_SEED, "splits": "train/features/reference v2",
+                "n_reference": N_REFERENCE, "n_features": N_FEATURES, "levels": LEVELS, "side": SIDE}

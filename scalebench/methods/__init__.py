@@ -34,5 +34,6 @@ FAMILIES: tuple[Family, ...] = (
 
 METRIC_NETS: dict[str, str] = {
     "features": "scalebench.metrics.features:train",
+    "refnet": "scalebench.metrics.refnll:train",
 }
 """Reference nets that judge samples (not swept): `scalebench train NAME` remakes them too."""

@@ -31,10 +31,11 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     return float(d.sum() / (n * (n - 1)))
 
 
-def reference_spread(dataset: Any, split: str = "train", device: str = "cpu") -> float:
+def reference_spread(dataset: Any, split: str | None = None, device: str = "cpu") -> float:
     """Mean pairwise feature distance of the real split (from the cached reference features)."""
     from scalebench.metrics.fid import reference_features, reference_path
 
+    split = split or dataset.reference_split
     key = str(reference_path(dataset, split))
     if key not in _REF:
         _REF[key] = mean_pairwise_distance(reference_features(dataset, split, device))
@@ -42,7 +43,7 @@ def reference_spread(dataset: Any, split: str = "train", device: str = "cpu") ->
 
 
 @torch.no_grad()
-def diversity(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str = "train") -> float:
+def diversity(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str | None = None) -> float:
     """Mean pairwise feature distance of the (quantised) samples / that of the real split."""
     x = dataset.quantise(samples.detach().float()).to(device)
     feats = feature_extractor(device)(x).cpu()

@@ -59,7 +59,7 @@ def reference_path(dataset: Any, split: str) -> Path:
     return cache_dir() / f"ref-features-{dataset.name}-{split}-{digest}.safetensors"
 
 
-def reference_features(dataset: Any, split: str = "train", device: str = "cpu") -> torch.Tensor:
+def reference_features(dataset: Any, split: str | None = None, device: str = "cpu") -> torch.Tensor:
     """(N, d) float32 feature-net features of the real `split` (CPU), computed once, cached.
 
     Stored with safetensors (no pickle) and written atomically (temp file + os.replace), so
@@ -67,6 +67,7 @@ def reference_features(dataset: Any, split: str = "train", device: str = "cpu") 
     """
     from safetensors.torch import load_file, save_file
 
+    split = split or dataset.reference_split
     path = reference_path(dataset, split)
     memo_key = str(path)
     if memo_key in _MEMO:
@@ -102,7 +103,7 @@ def _fid_metric(real: torch.Tensor, device: str) -> Any:
     return fid
 
 
-def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str = "train",
+def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str | None = None,
             kid_subset_size: int = KID_SUBSET_SIZE, kid_subsets: int = KID_SUBSETS,
             which: tuple[str, ...] = ("fid", "kid")) -> dict[str, float]:
     """FID, KID (mean and std over subsets) of canonical `samples` against `reference_split`.

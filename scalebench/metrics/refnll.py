@@ -1,56 +1,110 @@
-"""Reference NLL of samples ("generative perplexity"): bits/dim under the exact 8×8 GPT.
+"""Reference NLL of samples ("generative perplexity"): bits/dim under a separate reference AR model.
 
 Text-diffusion papers report the perplexity of generated text under a strong reference AR
-model (Gen PPL); here the reference is the project's own exact-likelihood GPT at full 8×8
-resolution. Low is better, but a collapsed generator also scores low, so it is always
-reported next to `diversity`.
+model (Gen PPL). Here the reference is a causal transformer over the 64 grey levels of an
+8×8 image in raster order, trained by `train()` on the generators' training split. It is
+**not** a swept generator (until issue 8 it was the `gpt` generator's own checkpoint, which
+scored its own samples): `zoo/refnet.safetensors`. Low is better, but a collapsed generator
+also scores low, so it is always reported next to `diversity` and recall.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-REFERENCE = "gpt"
-"""Checkpoint of the reference likelihood model. It is still the `gpt` generator's own weights:
-a separate reference model trained on the generator-training split replaces it (issue 8)."""
+log = logging.getLogger(__name__)
+
+REFERENCE = "refnet"
+"""Checkpoint of the reference likelihood model (part of every point's identity)."""
 _LOADED: dict[tuple[str, str], Any] = {}
 
 
-def reference_model(device: str = "cpu") -> Any:
-    """The reference AR transformer on `device`, loaded once per process and checkpoint hash."""
-    from scalebench.methods.gpt import build_model
+def model_config() -> Any:
+    from scalebench.data.digits import LEVELS, SIDE
     from scalebench.methods.nets.transformer import TransformerConfig
+
+    return TransformerConfig(vocab_size=LEVELS, n_positions=SIDE * SIDE, n_cond=1, d_model=64, n_layers=4,
+                             n_heads=4, mlp_ratio=4, dropout=0.1)
+
+
+def recipe() -> Any:
+    from scalebench.training import Recipe
+
+    return Recipe(steps=1500, batch_size=64, lr=3e-3, weight_decay=0.01, warmup=100, grad_clip=1.0,
+                  ema=0.995, seed=1, threads=2)
+
+
+def bits_per_dim(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-example exact NLL in bits per token of (B, 64) raster tokens (teacher forcing)."""
+    b, d = tokens.shape
+    pos = torch.arange(d - 1, device=tokens.device)
+    cond = torch.zeros(b, dtype=torch.long, device=tokens.device)
+    logits = model(tokens[:, :-1], pos=pos, cond=cond).float()  # row i predicts token i
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+    return nll.sum(1) / (d * math.log(2))
+
+
+def reference_model(device: str = "cpu") -> Any:
+    """The reference transformer on `device`, loaded once per process and checkpoint hash."""
+    from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig
     from scalebench.zoo import checkpoint_hash, load_module
 
     key = (device, checkpoint_hash(REFERENCE))
     if key not in _LOADED:
-        _LOADED[key] = load_module(REFERENCE, lambda m: build_model(TransformerConfig(**m["model"])), device)[0]
+        _LOADED[key] = load_module(REFERENCE, lambda m: CausalTransformer(TransformerConfig(**m["model"])), device)[0]
     return _LOADED[key]
 
 
 @torch.no_grad()
 def reference_nll(x: torch.Tensor, device: str = "cpu", chunk: int = 4096) -> torch.Tensor:
     """Per-example bits/dim of canonical 8×8 images (quantised first) under the reference model."""
-    from scalebench.data.digits import SIDE, quantise, to_tokens
-    from scalebench.methods.gpt import bits_per_dim
+    from scalebench.data.digits import quantise, to_tokens
 
     model = reference_model(device)
     tokens = to_tokens(quantise(x.to(device).float()))
     if not len(tokens):
         return torch.zeros(0, device=device)
-    return torch.cat([bits_per_dim(model, tokens[i:i + chunk], SIDE) for i in range(0, len(tokens), chunk)])
+    return torch.cat([bits_per_dim(model, tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
 
 
 @torch.no_grad()
 def ref_nll(samples: torch.Tensor, device: str = "cpu", dataset: Any = None) -> float:
-    """Mean bits/dim of canonical samples (quantised to the dataset grid) under the reference GPT."""
+    """Mean bits/dim of canonical samples (quantised to the dataset grid) under the reference model."""
     x = samples.detach().float()
     if dataset is not None:
         x = dataset.quantise(x)
-    else:
-        from scalebench.data.digits import quantise
-
-        x = quantise(x)
     return float(reference_nll(x, device).double().mean())
+
+
+def train(recipe_: Any = None, out_dir: Path | None = None) -> Path:
+    """Train the reference model on the generators' training split; test bits/dim in its metadata."""
+    from scalebench.data.digits import Digits
+    from scalebench.methods.nets.transformer import CausalTransformer, n_params
+    from scalebench.training import fit_model, seeded
+    from scalebench.zoo import save_checkpoint
+
+    rcp = recipe_ or recipe()
+    cfg = model_config()
+    with seeded(rcp.seed):
+        model = CausalTransformer(cfg)
+    ds = Digits()
+
+    def loss_fn(m: torch.nn.Module, batch: tuple[torch.Tensor, ...], gen: torch.Generator) -> torch.Tensor:
+        return bits_per_dim(m, batch[0]).mean() * math.log(2)  # nats per token
+
+    log.info("training the reference likelihood model: %d parameters, %s", n_params(model), rcp)
+    ema, stats = fit_model(model, ds.tokens("train"), loss_fn, rcp, log_every=250)
+    with torch.no_grad():
+        test = float(bits_per_dim(ema, ds.tokens("test")).mean())
+    meta = {**stats, "model": cfg.to_dict(), "n_params": n_params(ema), "split": "train",
+            "test_nll_bits_per_dim": round(test, 4), "final_loss": round(stats["final_loss"], 4)}
+    path = save_checkpoint(REFERENCE, ema.state_dict(), meta, directory=out_dir)
+    log.info("reference model: test %.4f bits/dim; %.0fs; wrote %s", test, stats["train_seconds"], path)
+    _LOADED.clear()
+    return path

@@ -198,7 +198,8 @@ def quality(ld: Loaded, point: Point, d: Draw, record: dict[str, Any]) -> None:
     if wanted:  # a speed-only spec (metrics = []) never loads the metric nets
         from scalebench.metrics.quality import compute_quality
 
-        record["metrics"] = compute_quality(d.samples, ld.dataset, device=point.device, metrics=wanted)
+        record["metrics"] = compute_quality(d.samples, ld.dataset, device=point.device, metrics=wanted,
+                                             floors=True)
     if "test_nll" in point.metrics:
         value, kind = test_nll(ld, point)
         record["nll_kind"] = kind

@@ -49,7 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 500,
     "device": "cpu",
     "dtype": "float32",
-    "metrics": ["fid", "kid", "ref_nll", "diversity", "test_nll"],
+    "metrics": ["fid", "kid", "ref_nll", "diversity", "precision", "recall", "memorisation", "memorisation_feat",
+                "test_nll"],
     "threads": None,  # None = the cores this process may use (`machine_threads()`)
 }
 DTYPES = ("float32", "bfloat16", "float16")

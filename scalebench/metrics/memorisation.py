@@ -1,0 +1,60 @@
+"""Memorisation: the fraction of samples that are (near-)copies of a generator-training image.
+
+For every sample, the distance to its nearest neighbour in the generators' training split,
+in pixel space (L2 on the quantised 8×8 image) and in the feature net's embedding. A sample
+counts as a copy when it is closer to a training image than all but `QUANTILE` of real
+*unseen* images are (the reference split's own nearest-neighbour distances to the training
+split set the threshold), so real held-out data scores ≈ QUANTILE by construction and a
+model that returns training images verbatim scores 1.0. Lower is better; read it next to
+FID, which a copying model would otherwise win.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+QUANTILE = 0.01
+
+
+def nn_distance(x: torch.Tensor, ref: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """L2 distance of each row of x (N, d) to its nearest row of ref (M, d), float64."""
+    ref = ref.double()
+    return torch.cat([torch.cdist(x[i:i + chunk].double(), ref).min(dim=1).values
+                      for i in range(0, len(x), chunk)]) if len(x) else torch.zeros(0, dtype=torch.float64)
+
+
+def _embed(x: torch.Tensor, space: str, device: str) -> torch.Tensor:
+    if space == "pixel":
+        return x.flatten(1).double().cpu()
+    from scalebench.metrics.features import feature_extractor
+
+    return feature_extractor(device)(x.to(device)).double().cpu()
+
+
+@functools.cache
+def _reference(dataset: Any, space: str, device: str) -> tuple[torch.Tensor, float]:
+    """(training-split embeddings, threshold) for `space`, once per process."""
+    train = _embed(dataset.quantise(dataset.canonical(dataset.generator_split)), space, device)
+    unseen = _embed(dataset.quantise(dataset.canonical(dataset.reference_split)), space, device)
+    threshold = float(torch.quantile(nn_distance(unseen, train), QUANTILE))
+    return train, threshold
+
+
+@torch.no_grad()
+def memorisation(samples: torch.Tensor, dataset: Any, device: str = "cpu") -> dict[str, float]:
+    """{"memorisation": pixel-space copy fraction, "memorisation_feat": feature-space copy fraction}."""
+    x = dataset.quantise(samples.detach().float())
+    out = {}
+    for space, key in (("pixel", "memorisation"), ("feature", "memorisation_feat")):
+        train, threshold = _reference(dataset, space, device)
+        d = nn_distance(_embed(x, space, device), train)
+        out[key] = float((d <= threshold).double().mean()) if len(d) else float("nan")
+    return out
+
+
+def thresholds(dataset: Any, device: str = "cpu") -> dict[str, float]:
+    """The copy thresholds in each space (for docs and tests)."""
+    return {space: _reference(dataset, space, device)[1] for space in ("pixel", "feature")}
