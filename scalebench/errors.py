@@ -16,12 +16,12 @@ import os
 # errno → what to tell the user after "<path>: <strerror>".
 EXPECTED_ERRNOS: dict[int, str] = {
     errno.ENOENT: "check the path",
-    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
+    errno.ENOTDIR: "a part of the path is a file; check the path",
     errno.EISDIR: "it is a directory; pass a file",
-    errno.EEXIST: "it exists and is not a directory; pass another path",
+    errno.EEXIST: "it is not a directory; pass another path",
     errno.EACCES: "pass a location you may write to (e.g. --out DIR)",
     errno.EPERM: "pass a location you may write to (e.g. --out DIR)",
-    errno.EROFS: "the file system is read-only; pass --out DIR on a writable one",
+    errno.EROFS: "pass --out DIR on a writable file system",
     errno.ENOSPC: "free some space and run the same command again (a sweep resumes, finished points are kept)",
     errno.EDQUOT: "free some space (disk quota) and run the same command again (a sweep resumes)",
     errno.ENAMETOOLONG: "use a shorter name or path",
