@@ -188,6 +188,14 @@ def _no_cuda(ctx: Ctx) -> None:
     ctx.monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
+def _one_cuda(ctx: Ctx) -> None:
+    """As torch reports a machine with one GPU (so the case reads the same with or without one)."""
+    import torch
+
+    ctx.monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    ctx.monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -251,6 +259,9 @@ CASES = [
          lambda c: c.spec("spec.toml")),
     Case("device-cuda-index", ("run", S, "--out", "{P}", "--device", "cuda:99"), "device 'cuda:99' is",
          lambda c: c.spec("spec.toml")),
+    Case("device-cuda-out-of-range", ("run", S, "--out", "{P}", "--device", "cuda:3"),
+         "device 'cuda:3' is out of range: this machine has 1 CUDA device(s), cuda:0 to cuda:0",
+         lambda c: (c.spec("spec.toml"), _one_cuda(c))),
     Case("device-cuda-missing", ("run", S, "--out", "{P}", "--device", "cuda"), "device 'cuda' is not available",
          lambda c: (c.spec("spec.toml"), _no_cuda(c))),
     # --only
