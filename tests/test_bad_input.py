@@ -33,7 +33,7 @@ from tests.conftest import toy_spec
 from tests.specfiles import snapshot, toml_of
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner(env={"COLUMNS": "200"})
+runner = CliRunner(env={"COLUMNS": "200", "SCALEBENCH_DEBUG": None})  # a user's debug setting must not leak in
 
 
 @pytest.fixture(scope="module")

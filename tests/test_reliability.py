@@ -23,7 +23,7 @@ from scalebench.sweep.spec import parse_spec
 from tests.conftest import toy_spec
 from tests.specfiles import snapshot, toml_of
 
-runner = CliRunner(env={"COLUMNS": "200"})
+runner = CliRunner(env={"COLUMNS": "200", "SCALEBENCH_DEBUG": None})  # a user's debug setting must not leak in
 
 
 @pytest.fixture

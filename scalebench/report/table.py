@@ -57,7 +57,7 @@ def primary_metric(df: pd.DataFrame) -> str:
     found = quality_metrics(df)
     if not found:
         raise ResultsError("the results hold no quality metric values (all points failed, or a speed-only spec); "
-                         "run a spec with metrics such as fid")
+                           "run a spec with metrics such as fid")
     return "fid" if "fid" in found else found[0]
 
 

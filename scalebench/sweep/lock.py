@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ class RunLock:
         try:
             previous = Holder.parse(os.pread(fd, 4096, 0))
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(Holder.me().__dict__).encode("utf-8") + b"\n", 0)
+            os.pwrite(fd, json.dumps(asdict(Holder.me())).encode("utf-8") + b"\n", 0)
         except BaseException:
             os.close(fd)
             raise
