@@ -26,6 +26,7 @@ EXPECTED_ERRNOS: dict[int, str] = {
     errno.EDQUOT: "free some space (disk quota) and run the same command again (a sweep resumes)",
     errno.ENAMETOOLONG: "use a shorter name or path",
     errno.ELOOP: "the path has a symbolic link loop; check the path",
+    errno.ENOLCK: "this file system cannot lock the run directory; pass --out DIR on a local disk",
 }
 # `FileNotFoundError("message")` has errno None; its type still says which errno it stands for.
 _ERRNO_OF_TYPE: dict[type[OSError], int] = {
