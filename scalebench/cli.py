@@ -1,4 +1,11 @@
-"""The `scalebench` command line (typer). Bad input → one line on stderr, exit code 2."""
+"""The `scalebench` command line (typer).
+
+Every command goes through `cli_errors`: an expected failure (`scalebench.errors.is_expected`:
+our own `ScalebenchError`s, a registry miss, an OSError with a listed errno) prints one line
+`error: ...` on stderr and exits 2; anything else is a bug and keeps its traceback. `--debug`
+(or SCALEBENCH_DEBUG=1) prints the traceback of expected failures too. User text is never
+read as Rich markup: errors are printed as `rich.text.Text`, paths in markup are escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,18 @@ import functools
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from scalebench.compare_cli import ab_cmd, compare_cmd
 from scalebench.console import console, err_console
+from scalebench.errors import UsageError, is_expected, one_line
 from scalebench.report.commands import report_cmd, table_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -21,29 +32,35 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 DEFAULT_SPEC = Path("benchmarks/quick.toml")
+_DEBUG = {"on": False}
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="print the traceback of every error, expected or not",
+                                        envvar="SCALEBENCH_DEBUG")] = False,
+) -> None:
+    """Measure inference-time scaling curves of generative models along S and K."""
+    _DEBUG["on"] = debug
 
 
-class UsageError(Exception):
-    """Bad input from the user; reported as one line, exit code 2."""
-
-
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from scalebench.registry import RegistryError
-    from scalebench.sweep.spec import SpecError
-
-    return (UsageError, SpecError, RegistryError, FileNotFoundError, ValueError, NotADirectoryError)
+def print_error(e: BaseException) -> None:
+    """`error: <one line>` on stderr, printed literally (no markup, no highlighting, no wrapping)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", one_line(e)), soft_wrap=True, highlight=False)
 
 
 def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn bad-input exceptions into `error: <one line>` and exit 2 (no traceback)."""
+    """Expected failures → `error: <one line>` and exit 2; unexpected ones propagate (traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except _bad_input_types() as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+        except Exception as e:
+            if not is_expected(e):
+                raise
+            if _DEBUG["on"]:
+                traceback.print_exc()
+            print_error(e)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -54,11 +71,9 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-def _check_device(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} is not available on this machine; use --device cpu")
+def _check_out(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run directory {run_dir} is a file, not a directory; pass --out DIR")
 
 
 @app.command()
@@ -68,26 +83,38 @@ def run(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default results/<spec name>)")] = None,
     device: Annotated[str | None, typer.Option(help="override the spec's device, e.g. cpu, cuda")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="if another process is writing the run directory, "
+                                       "wait for it instead of exiting 2")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="first rewrite points.jsonl without torn or "
+                                         "invalid lines")] = False,
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Sweep the spec's grid; resumes into an existing run directory, skipping finished points."""
     _setup_logging(verbose)
+    from scalebench.devices import check_device
     from scalebench.results import load_results
     from scalebench.summary import rich_summary
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
     s = load_spec(spec, device=device)
-    _check_device(s.device)
+    check_device(s.device)
     names = tuple(n for o in (only or []) for n in o.split(",") if n)
     run_dir = out or Path("results") / s.name
-    result = run_sweep(s, run_dir, only=names, progress=progress)
+    _check_out(run_dir)
+
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder else "another process"
+        err_console.print(f"waiting: {run_dir} is being written by {who}", markup=False, highlight=False,
+                          soft_wrap=True)
+
+    result = run_sweep(s, run_dir, only=names, progress=progress, wait=wait, on_wait=waiting, repair=repair)
     df = load_results(run_dir)
-    console.print(rich_summary(df, title=f"{s.name} — {run_dir}"))
+    console.print(rich_summary(df, title=escape(f"{s.name} — {run_dir}")))
     _print_scalability_table(df)
     console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
-                  f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{run_dir}[/]")
+                  f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{escape(str(run_dir))}[/]")
     if result.interrupted:
         err_console.print("interrupted: finished points are saved; run the same command again to resume")
         raise typer.Exit(130)
@@ -109,6 +136,7 @@ def list_generators() -> None:
     """List registered generators and their axes (no weights are loaded)."""
     from rich.table import Table
 
+    from scalebench.plugins import describe_failure
     from scalebench.registry import GENERATORS
 
     table = Table(title="generators")
@@ -117,8 +145,8 @@ def list_generators() -> None:
     for name in GENERATORS.names():
         try:
             card = GENERATORS.get(name).card
-        except Exception as e:  # noqa: BLE001 — a broken plugin must not hide the others
-            table.add_row(name, f"[red]cannot import: {e}[/]", *[""] * 7)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 — a broken plugin (even sys.exit) must not hide the others
+            table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 7)
             continue
         table.add_row(name, card.family, card.category, card.S.describe(), card.K.describe(),
                       card.outer or "—", ",".join(card.samplers), card.likelihood,
@@ -140,7 +168,7 @@ def train(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     path = fn(out_dir=out_dir)
-    console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)")
+    console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)", markup=False, highlight=False)
 
 
 @app.command()
@@ -184,10 +212,11 @@ def info() -> None:
     console.print(f"{'cpu threads':>14}: {torch.get_num_threads()}")
     from scalebench.metrics.fid import cache_dir
 
-    console.print(f"{'cache':>14}: {cache_dir()}")
-    console.print(f"{'zoo':>14}: {ZOO_DIR}")
+    console.print(f"{'cache':>14}: {cache_dir()}", markup=False)
+    console.print(f"{'zoo':>14}: {ZOO_DIR}", markup=False)
     for f in sorted(ZOO_DIR.glob("*.safetensors")):
-        console.print(f"{'':>14}  {f.name} {f.stat().st_size / 1e6:.2f} MB sha256:{checkpoint_hash(f.stem)}")
+        console.print(f"{'':>14}  {f.name} {f.stat().st_size / 1e6:.2f} MB sha256:{checkpoint_hash(f.stem)}",
+                      markup=False)
 
 
 @app.command()
@@ -204,7 +233,7 @@ def export(
     formats = tuple(f.strip() for f in fmt.split(",") if f.strip())
     df = load_results(results)
     for p in export_df(df, out, formats):
-        console.print(f"wrote {p} ({len(df)} rows)")
+        console.print(f"wrote {p} ({len(df)} rows)", markup=False, highlight=False)
 
 
 # Commands whose bodies live beside the code they drive (their modules import only typer at load).

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from scalebench.errors import ScalebenchError
 from scalebench.results import latest_records, read_manifest, run_dirs
 
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
@@ -37,7 +38,7 @@ INFO_COSTS = ("peak_mem_bytes",)  # process-wide RSS peak on CPU: shown, never g
 Verdict = Literal["regression", "improvement", "ok", "failed", "info"]
 
 
-class CompareError(ValueError):
+class CompareError(ScalebenchError, ValueError):
     """Bad input to a comparison, phrased as one line naming the value and the fix."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from scalebench.console import console, err_console
 
@@ -132,13 +133,14 @@ def ab_cmd(
 
     from scalebench.ab import run_ab
     from scalebench.compare import Thresholds
+    from scalebench.errors import UsageError
 
     mods = [m for i in (imports or []) for m in i.split(",") if m]
     for m in mods:  # so this process knows the same generators when it reads the spec
         try:
             importlib.import_module(m)
         except ImportError as e:
-            raise ValueError(f"--import {m}: {e}; pass an importable module such as scalebench.testing") from None
+            raise UsageError(f"--import {m}: {e}; pass an importable module such as scalebench.testing") from None
     thresholds = Thresholds.parse(threshold)
 
     def progress(info: dict) -> None:
@@ -151,5 +153,5 @@ def ab_cmd(
     _print_report(result.report, as_json, show_all)
     if not as_json:
         console.print(f"A/B of the working tree against {rev} ({result.sha[:10]}): {rounds} rounds in "
-                      f"{result.wall_s:.1f}s; results in [bold]{result.out}[/]")
+                      f"{result.wall_s:.1f}s; results in [bold]{escape(str(result.out))}[/]")
     raise typer.Exit(result.report.exit_code)

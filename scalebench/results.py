@@ -2,8 +2,11 @@
 
 A run directory holds `manifest.json` (spec, versions, git commit, device, start time) and
 `points.jsonl`, one self-describing JSON record per grid point, appended, flushed and
-fsync'ed, so an interrupted sweep loses at most the point in flight; a torn last line is
-skipped on reading. Records carry `schema`; `migrate()` upgrades old ones on load.
+fsync'ed, so an interrupted sweep loses at most the point in flight. Reading validates:
+a line that is torn, not JSON, or JSON but not a record (no `point_id`/`status`) is skipped
+with a warning naming file:line, and the next writer (or `scalebench run --repair`)
+compacts the file atomically without it. A manifest that is not a JSON object is treated
+as missing. Records carry `schema`; `migrate()` upgrades old ones on load.
 
 Record (schema 1)::
 
@@ -17,6 +20,7 @@ Record (schema 1)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +28,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from scalebench.atomic import atomic_write
+from scalebench.atomic import atomic_write, atomic_write_text
+from scalebench.errors import ResultsError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,8 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
     """Upgrade a record to SCHEMA_VERSION (records without `schema` are pre-release v0)."""
     version = record.get("schema", 0)
     if version > SCHEMA_VERSION:
-        raise ValueError(f"record schema {version} is newer than this scalebench ({SCHEMA_VERSION}); upgrade scalebench")
+        raise ResultsError(f"record schema {version} is newer than this scalebench ({SCHEMA_VERSION}); "
+                           "upgrade scalebench")
     if version == 0:
         record = {**record, "schema": 1}
         record.setdefault("sampler", "default")
@@ -54,29 +60,101 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def clean_temp_files(run_dir: Path) -> list[Path]:
+    """Delete `.*.tmp` files left in a run directory by killed atomic writes (call under the lock)."""
+    removed = []
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    if removed:
+        log.info("%s: removed %d temporary file(s) left by an interrupted write", run_dir, len(removed))
+    return removed
+
+
+def _check_line(raw: bytes) -> dict[str, Any] | str:
+    """The record on a points.jsonl line, or why the line is not one."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return "is torn or not JSON"
+    if not isinstance(obj, dict):
+        kind = "null" if obj is None else type(obj).__name__
+        return f"is JSON but not a record ({kind})"
+    missing = [k for k in ("point_id", "status") if not isinstance(obj.get(k), str) or not obj.get(k)]
+    if missing:
+        return f"is JSON but not a record (no {missing[0]})"
+    return obj
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as f:
+        yield from enumerate(f, 1)
+
+
+def compact_points(run_dir: Path) -> int:
+    """Rewrite points.jsonl atomically without torn or invalid lines; returns how many were dropped.
+
+    Valid lines are kept byte for byte, in order. Nothing is written when there is nothing to
+    drop and the file ends with a newline. Call it only while holding the run's lock.
+    """
+    path = Path(run_dir) / POINTS
+    if not path.exists():
+        return 0
+    keep: list[bytes] = []
+    dropped = 0
+    for _, raw in _lines(path):
+        if not raw.strip():
+            continue
+        if isinstance(_check_line(raw), dict):
+            keep.append(raw.rstrip(b"\r\n") + b"\n")
+        else:
+            dropped += 1
+    size = path.stat().st_size
+    if dropped == 0 and (size == 0 or sum(map(len, keep)) == size):
+        return 0
+    atomic_write_text(path, b"".join(keep).decode("utf-8"))
+    _fsync_dir(path.parent)
+    (log.warning if dropped else log.info)("%s: compacted, dropped %d torn or invalid line(s), kept %d record(s)",
+                                           path, dropped, len(keep))
+    return dropped
+
+
+def _fsync_dir(d: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be fsync'ed
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it (the one place a record reaches the disk)."""
+    with open(path, "ab") as f:
+        f.write(line.encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class RecordWriter:
-    """The single writer of a run's points.jsonl (executors hand records to it)."""
+    """The single writer of a run's points.jsonl (executors hand records to it).
+
+    Before its first append it compacts the file (drops a torn fragment a killed writer or a
+    full disk left), so warnings about it do not repeat forever; a resume with nothing to run
+    never appends and so rewrites nothing.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / POINTS
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
-
-    def _repair_torn_tail(self) -> None:
-        """Terminate a torn last line so the next append starts on a fresh line."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
+        self._compacted = False
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, allow_nan=True, default=str)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if not self._compacted:
+            compact_points(self.path.parent)
+            self._compacted = True
+        _append_line(self.path, json.dumps(record, sort_keys=True, allow_nan=True, default=str))
 
 
 def encode_preview(x: Any, levels: int | None) -> dict[str, Any]:
@@ -102,19 +180,19 @@ def decode_preview(preview: dict[str, Any]) -> Any:
 
 
 def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Records of one run directory; torn or corrupt lines are skipped with a warning."""
+    """Records of one run directory; lines that are not records are skipped with a warning."""
     path = Path(run_dir) / POINTS
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield migrate(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d is torn or corrupt; skipped", path, i)
+    for i, raw in _lines(path):
+        if not raw.strip():
+            continue
+        rec = _check_line(raw)
+        if isinstance(rec, str):
+            log.warning("%s:%d %s; skipped (the next `scalebench run` into it, or --repair, removes it)",
+                        path, i, rec)
+            continue
+        yield migrate(rec)
 
 
 def latest_records(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -126,23 +204,35 @@ def latest_records(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's manifest, or {} when it is missing, empty or not a JSON object (with a warning)."""
     path = Path(run_dir) / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not data:
+        log.warning("%s is empty or not a JSON object; treated as missing (the next run into it rewrites it)", path)
+        return {}
+    return data
 
 
 def run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     """Expand paths: a run dir (has points.jsonl), or a folder of run dirs."""
     dirs: list[Path] = []
     for p in map(Path, paths):
-        if (p / POINTS).exists():
+        if (p / POINTS).is_file():
             dirs.append(p)
         elif p.is_dir():
-            found = sorted(d.parent for d in p.glob(f"*/{POINTS}"))
+            found = sorted(d.parent for d in p.glob(f"*/{POINTS}") if d.is_file())
             if not found:
-                raise FileNotFoundError(f"{p} holds no {POINTS}; pass a run directory written by `scalebench run`")
+                raise ResultsError(f"{p} holds no {POINTS}; pass a run directory written by `scalebench run`")
             dirs.extend(found)
+        elif p.exists():
+            raise ResultsError(f"results path {p} is a file; pass a run directory written by `scalebench run`")
         else:
-            raise FileNotFoundError(f"results path {p} does not exist; pass a run directory written by `scalebench run`")
+            raise ResultsError(f"results path {p} does not exist; pass a run directory written by `scalebench run`")
     return dirs
 
 
@@ -197,14 +287,16 @@ def load_results(paths: str | Path | Iterable[str | Path], include_failed: bool 
 def export(df, out: Path, formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
     """Write the tidy table as parquet and/or CSV next to each other (atomically)."""
     out = Path(out)
+    unknown = [f for f in formats if f not in ("parquet", "csv")]
+    if unknown or not formats:
+        raise UsageError(f"unknown export format {(unknown or [''])[0]!r}; use parquet, csv or both")
+    out.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         path = out.with_suffix(f".{fmt}")
         if fmt == "parquet":
             atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-        elif fmt == "csv":
-            atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         else:
-            raise ValueError(f"unknown export format {fmt!r}; use parquet or csv")
+            atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         written.append(path)
     return written

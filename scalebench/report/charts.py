@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from scalebench.errors import ResultsError
 from scalebench.metrics import METRICS
 from scalebench.report.table import check_metric
 
@@ -221,7 +222,7 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
         raise ValueError(f"axis={axis!r}; use 'S' or 'K'")
     ok = df[(df["status"] == "ok") & (df["metric"] == "latency_s") & df["value"].notna()].copy()
     if ok.empty:
-        raise ValueError("the results hold no latency values")
+        raise ResultsError("the results hold no latency values (every point failed?)")
     ok["sampler"] = ok["sampler"].fillna("default")
     ok[["S", "K"]] = ok[["S", "K"]].astype(int)
     g = ok.groupby(POINT, sort=True)

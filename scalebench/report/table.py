@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from scalebench.api import SEED_CATEGORIES
+from scalebench.errors import ResultsError, UsageError
 from scalebench.metrics import METRICS
 from scalebench.report.trend import FIXED, IMPROVES, NO_DATA, AxisEvidence, DecisionRule, judge_axis
 
@@ -55,8 +56,8 @@ def primary_metric(df: pd.DataFrame) -> str:
     """ "fid" where present, else the first quality metric present (METRICS order)."""
     found = quality_metrics(df)
     if not found:
-        raise ValueError("the results hold no quality metric values (all points failed, or a speed-only spec); "
-                         "run a spec with metrics such as fid")
+        raise ResultsError("the results hold no quality metric values (all points failed, or a speed-only spec); "
+                           "run a spec with metrics such as fid")
     return "fid" if "fid" in found else found[0]
 
 
@@ -65,9 +66,9 @@ def check_metric(df: pd.DataFrame, metric: str | None) -> str:
     if metric is None:
         return primary_metric(df)
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
+        raise UsageError(f"unknown metric {metric!r}; known: {sorted(METRICS)}")
     if metric not in set(df.loc[df["value"].notna(), "metric"].dropna()):
-        raise ValueError(f"metric {metric!r} has no values in these results; present: {quality_metrics(df)}")
+        raise ResultsError(f"metric {metric!r} has no values in these results; present: {quality_metrics(df)}")
     return metric
 
 
@@ -81,7 +82,7 @@ def known_cards(names: Iterable[str]) -> dict[str, MethodCard]:
     for n in set(names):
         try:
             out[n] = GENERATORS.get(n).card
-        except Exception:  # noqa: BLE001 — synthetic or third-party names without a card
+        except (Exception, SystemExit):  # noqa: BLE001 — synthetic or broken third-party names without a card
             continue
     return out
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from scalebench import __version__
 from scalebench.api import Budget, MethodCard
+from scalebench.plugins import generator_class
 from scalebench.registry import GENERATORS, RegistryError
 from scalebench.sweep.spec import SpecError, SweepSpec
 from scalebench.timing import TimingSettings
@@ -115,11 +116,11 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
     for entry in spec.generators:
         try:
             name = GENERATORS.canonical(entry.name)
-            card: MethodCard = GENERATORS.get(name).card
         except RegistryError as e:
             raise SpecError(f"{spec.source}: {e}") from None
         if wanted and name not in wanted:
-            continue
+            continue  # not imported at all: a broken plugin left out with --only cannot stop the sweep
+        card: MethodCard = generator_class(name).card
         identity = generator_identity(name)
         fp = fingerprint_of(identity)
         for sampler in entry.samplers:

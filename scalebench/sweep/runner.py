@@ -54,17 +54,35 @@ def write_manifest(run_dir: Path, spec: SweepSpec) -> dict[str, Any]:
 
 
 def run_sweep(spec: SweepSpec, run_dir: Path, only: tuple[str, ...] = (), executor: Any = None,
-              progress: bool = True, on_record: Callable[[dict], None] | None = None) -> SweepResult:
-    """Run every unfinished point of `spec` into `run_dir` (resumable, append-only)."""
-    from scalebench.sweep.executors import LocalExecutor
+              progress: bool = True, on_record: Callable[[dict], None] | None = None,
+              wait: bool = False, on_wait: Callable[[Any], None] | None = None, repair: bool = False) -> SweepResult:
+    """Run every unfinished point of `spec` into `run_dir` (resumable, append-only).
+
+    Holds the run directory's lock (sweep/lock.py) throughout: a live writer elsewhere raises
+    RunLocked, or is waited for with `wait`. `repair` compacts points.jsonl first.
+    """
+    from scalebench.sweep.lock import RunLock
 
     t0 = time.perf_counter()
     points = expand(spec, only)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir, wait=wait, on_wait=on_wait):
+        return _run_locked(spec, run_dir, points, executor, progress, on_record, repair, t0)
+
+
+def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: Any, progress: bool,
+                on_record: Callable[[dict], None] | None, repair: bool, t0: float) -> SweepResult:
+    from scalebench.results import clean_temp_files, compact_points
+    from scalebench.sweep.executors import LocalExecutor
+
+    clean_temp_files(run_dir)
+    if repair:
+        compact_points(run_dir)
     done = {pid for pid, r in latest_records(run_dir).items() if r.get("status") == "ok"}
     todo = [p for p in points if p.point_id not in done]
-    write_manifest(run_dir, spec)
+    if todo or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
+        write_manifest(run_dir, spec)
     writer = RecordWriter(run_dir)
     executor = executor or LocalExecutor()
     ran = failed = 0

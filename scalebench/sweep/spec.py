@@ -23,23 +23,34 @@ Example::
 
 Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`.
 Defaults live in `DEFAULTS` and `TimingSettings`, nowhere else.
+
+`name` becomes the run directory `results/<name>` by default, so it must be one safe path
+component (`RUN_NAME`): a name like `../x`, `/tmp/x` or `a/b` is rejected, not rewritten,
+because a silently changed name would write somewhere the user did not ask for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalebench.errors import ScalebenchError
 from scalebench.metrics import METRICS
 from scalebench.timing import TimingSettings
 
 
-class SpecError(ValueError):
+class SpecError(ScalebenchError, ValueError):
     """A spec problem, phrased as one line naming the key, the value and the fix."""
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,79}")
+"""A run name: one path component of 1–80 characters from A-Z a-z 0-9 . _ -, not starting with '.'."""
+DEVICE = re.compile(r"cpu|mps|cuda(:[0-9]+)?")
 
 
 DEFAULTS: dict[str, Any] = {
@@ -143,8 +154,12 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     top = {**DEFAULTS, **{k: v for k, v in data.items() if k in DEFAULTS}}
     if not isinstance(top["name"], str) or not top["name"]:
         raise SpecError(f"{source}: name = {top['name']!r} must be a non-empty string")
+    if not RUN_NAME.fullmatch(top["name"]):
+        shown = top["name"] if len(top["name"]) <= 100 else top["name"][:100] + "…"
+        raise SpecError(f"{source}: name = {shown!r} is not a safe run directory name; use 1–80 characters "
+                        "from A-Z a-z 0-9 . _ - not starting with '.', and --out DIR to write elsewhere")
     dev = device or top["device"]
-    if not isinstance(dev, str) or not (dev == "cpu" or dev.startswith("cuda") or dev == "mps"):
+    if not isinstance(dev, str) or not DEVICE.fullmatch(dev):
         raise SpecError(f"{source}: device = {dev!r} is not a device; use 'cpu' or 'cuda' (or 'cuda:N')")
     threads = machine_threads() if top["threads"] is None else _positive_int(f"{source}: threads", top["threads"])
     if top["dtype"] not in DTYPES:
@@ -188,10 +203,15 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
 def load_spec(path: str | Path, device: str | None = None) -> SweepSpec:
     """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"spec {str(p)!r} is a directory; pass a TOML file such as benchmarks/quick.toml")
     if not p.is_file():
         raise SpecError(f"spec file {str(p)!r} does not exist; pass a TOML file such as benchmarks/quick.toml")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                        "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
     return parse_spec(data, source=str(p), device=device)
