@@ -179,9 +179,10 @@ def check(
 ) -> None:
     """Run the generator contract suite; one line per check, exit 1 if any check fails."""
     from scalebench.contract import run_checks
+    from scalebench.devices import check_device
     from scalebench.registry import GENERATORS
 
-    _check_device(device)
+    check_device(device)
     targets = [GENERATORS.canonical(n) for n in names] if names else GENERATORS.names()
     failed = 0
     for name in targets:

@@ -18,7 +18,7 @@ from typing import Any
 from scalebench.atomic import atomic_write_text
 from scalebench.provenance import git_commit, now, provenance, versions
 from scalebench.results import MANIFEST, SCHEMA_VERSION, RecordWriter, latest_records, read_manifest
-from scalebench.sweep.plan import expand
+from scalebench.sweep.plan import Point, expand
 from scalebench.sweep.spec import SweepSpec
 from scalebench.timing import calibration_figure
 
