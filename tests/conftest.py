@@ -20,6 +20,9 @@ class ToyGenerator:
         self.device = device
         self.net = torch.nn.Linear(64, 64)
 
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.net}
+
     def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None) -> torch.Tensor:
         if budget.K == 13:
             raise RuntimeError("unlucky K")

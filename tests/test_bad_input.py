@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scalebench import results
+from scalebench import atomic, results
 from scalebench.cli import app
 from scalebench.results import POINTS, iter_records
 from scalebench.sweep.lock import LOCK_NAME, RunLock
@@ -282,7 +282,8 @@ CASES = [
                     c.inject(os, "open", errno.EACCES, lambda p: p.endswith(LOCK_NAME)))),
     Case("out-disk-full-manifest", ("run", S, "--out", "{P}"), "no space left on device (ENOSPC)",
          lambda c: (c.spec("spec.toml", generators=[{"name": "toy", "K": [1, 2, 3]}]),
-                    c.monkeypatch.setattr(results, "open", _full_disk_open, raising=False))),
+                    c.monkeypatch.setattr(results, "open", _full_disk_open, raising=False),
+                    c.monkeypatch.setattr(atomic, "open", _full_disk_open, raising=False))),
     Case("out-locked", ("run", S, "--out", "{P}"), f"is being written by pid {os.getpid()} on host",
          lambda c: (c.spec("spec.toml", generators=[{"name": "toy", "K": [1, 2, 3]}]), _hold_lock(c))),
     Case("report-out-is-file", ("report", "{P}", "--out", "{T}/afile"), "file exists (EEXIST); it is not a directory", _file),
@@ -315,7 +316,7 @@ CASES = [
 
 
 def _full_disk_open(file: object, mode: str = "r", *a: object, **kw: object) -> object:
-    """`open` as seen by results.py when the disk is full: writing anything fails with ENOSPC."""
+    """`open` as seen by results.py and atomic.py when the disk is full: writing anything fails with ENOSPC."""
     if any(m in mode for m in "wax"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(file))
     return open(file, mode, *a, **kw)
