@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 from scalebench.results import MANIFEST, SCHEMA_VERSION, RecordWriter
 
 XSS = "<script>alert(1)</script>"
+# emoji blocks (✅ U+2705, ❌ U+274C, ✓…, 🟢 …): the report must not need an emoji font
+EMOJI = re.compile("[\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufe0f]")
 FLOOR = (0.87, 0.05)  # the zoo's FID data floor: mean, sd
 
 

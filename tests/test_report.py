@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from report_fixtures import EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
+from report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
@@ -33,8 +33,6 @@ from scalebench.report.trend import (
 from scalebench.results import load_results
 
 K = [1, 2, 5, 10, 20, 50]
-# emoji blocks (✅ U+2705, ❌ U+274C, ✓…, 🟢 …): the report must not need an emoji font
-EMOJI = re.compile("[\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufe0f]")
 RNG = np.random.default_rng(7)
 
 

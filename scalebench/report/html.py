@@ -127,9 +127,10 @@ def _table_html(table_df: pd.DataFrame) -> str:
         cells = []
         for c in DISPLAY_COLUMNS:
             v = str(r[c])
-            cls = f"v v-{_KIND_OF_LABEL[v]}" if c in ("S", "K", "seed S", "seed K") and v in _KIND_OF_LABEL \
+            cls = f"v{' seed' if c.startswith('seed') else ''} v-{_KIND_OF_LABEL[v]}" \
+                if c in ("S", "K", "seed S", "seed K") and v in _KIND_OF_LABEL \
                 else ("agree" if c == "agrees" and v == "yes" else "disagree" if c == "agrees" and v.startswith("no")
-                      else "unsure" if c == "agrees" and v.startswith("?")
+                      else "unsure" if c == "agrees" and v.startswith("?") else "floor" if c == "floor"
                       else "evidence" if c.endswith("evidence") else "")
             cells.append(f'<td class="{cls}">{esc(v)}</td>' if cls else f"<td>{esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -156,7 +157,7 @@ table.grid thead th{background:#f4f4f4;position:sticky;top:0}
 tr.group th{background:#eef3fb;text-transform:uppercase;letter-spacing:.04em;font-size:12px}
 td.v{text-align:center;white-space:nowrap;font-weight:600}td.v-yes{background:#e3f5e1;color:#176b1d}
 td.v-no{background:#fbe3e3;color:#a11}td.v-unsure{background:#fff3cd;color:#8a5a00}
-td.v-fixed,td.v-nodata{color:#666}td.evidence{font-size:12px;color:#444;max-width:420px}
+td.v-fixed,td.v-nodata{color:#666}td.v.seed{background:none;font-weight:500}td.floor{white-space:nowrap}td.evidence{font-size:12px;color:#444;max-width:420px}
 td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}td.unsure{color:#8a5a00}
 .legend span{white-space:nowrap;margin-right:10px;font-weight:600}.legend .v-yes{color:#176b1d}
 .legend .v-no{color:#a11}.legend .v-unsure{color:#8a5a00}.legend .v-fixed{color:#666}

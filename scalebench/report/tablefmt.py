@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scalebench.report.table import NOT_SCALES, SCALES
-from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE, NO_DATA, ONE_SEED
+from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE, NO_DATA
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
@@ -46,17 +46,9 @@ def _num(v: Any) -> str:
     return f"{float(v):.4g}"
 
 
-def _pct(v: float) -> str:
-    return "nan" if v is None or math.isnan(v) else f"{v:+.0%}"
-
-
 def label(verdict: Any) -> str:
     """The displayed mark of a verdict (or of the seed's scales / does not scale)."""
     return LABELS.get(_str(verdict), _str(verdict, "?"))
-
-
-def _p(v: Any) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.2g}"
 
 
 def floor_text(row: pd.Series) -> str:
@@ -68,7 +60,8 @@ def floor_text(row: pd.Series) -> str:
 
 
 def evidence_text(row: pd.Series, axis: str) -> str:
-    """One line of evidence: range, metric at both ends, improvement vs the minimum, the test and p, ρ, seeds."""
+    """One line of evidence: range, metric at both ends, then the rule's reason (improvement vs the
+    minimum effect, the test and its p-value, ρ), the seeds and the slice."""
     p = f"{axis}_"
     verdict, reason = row[axis], row[p + "reason"]
     if verdict in (FIXED, NO_DATA) or not isinstance(row[p + "lo"], int | float) or pd.isna(row[p + "lo"]):
@@ -78,18 +71,13 @@ def evidence_text(row: pd.Series, axis: str) -> str:
     text = f"{axis} {lo}→{hi}: {metric} {_num(row[p + 'q_lo'])}→{_num(row[p + 'q_hi'])}"
     if not pd.isna(end_at) and int(end_at) != hi:
         text += f" (end = mean at {axis}≥{int(end_at)}: {_num(row[p + 'q_end'])})"
-    text += f", improvement {_pct(row[p + 'rel'])} (min {_pct(row[p + 'min_effect'])})"
-    test = _str(row[p + "test"])
-    if test and test != "none":
-        text += f", {test}" + ("" if test.startswith(ONE_SEED) else f" p={_p(row[p + 'p_up'])}")
+    text += f"; {reason}"
     n = int(row[p + "n_seeds"])
-    text += f", ρ={float(row[p + 'rho']):+.2f}, {n} seed{'s' if n != 1 else ''}"
-    if _str(row.get(p + "at_floor")):
-        text += f", at the floor: {row[p + 'at_floor']}"
+    text += f"; {n} seed{'s' if n != 1 else ''}"
+    if verdict == IMPROVES and _str(row.get(p + "at_floor")) == "end":
+        text += ", ends inside the floor band (gain counted down to its edge)"
     if row[p + "at"]:
         text += f", at {row[p + 'at']}"
-    if verdict != IMPROVES:
-        text += f" — {reason}"
     return text
 
 

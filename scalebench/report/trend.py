@@ -257,6 +257,10 @@ def judge_axis(values: Sequence[int], q: np.ndarray, better: Literal["lower", "h
     if n == 0:
         return AxisEvidence(NO_DATA, "no seed has both ends of the axis", **ev)
 
+    if at_floor == "both":
+        lo_b, hi_b = floor.band(rule.floor_z)  # type: ignore[union-attr]
+        return AxisEvidence(INCONCLUSIVE, f"at the data floor: both ends inside the band {lo_b:.3g}–{hi_b:.3g}"
+                            f" (improvement {_pct(rel)} counted outside it)", **ev)
     d = clipped_rel(start_s, end_s) - m
     test, p_up, p_down = NO_TEST, math.nan, math.nan
     if n >= 2 and rule.test != "t" and (rule.test == "sign" or n >= rule.sign_min_seeds):
@@ -276,9 +280,6 @@ def judge_axis(values: Sequence[int], q: np.ndarray, better: Literal["lower", "h
     alpha = rule.alpha
     effect = f"improvement {_pct(rel)} (min {m:.0%})"
     p_txt = f"{test}: p={p_up:.2g}" if math.isfinite(p_up) and not test.startswith(ONE_SEED) else test
-    if at_floor == "both":
-        return AxisEvidence(INCONCLUSIVE, f"at the data floor: both ends inside the band "
-                            f"{floor.band(rule.floor_z)[0]:.3g}–{floor.band(rule.floor_z)[1]:.3g}", **ev)  # type: ignore[union-attr]
     if p_up < alpha and rel >= m and rho > 0:
         return AxisEvidence(IMPROVES, f"{effect}, {p_txt}, ρ={rho:+.2f}", **ev)
     if p_down < alpha and not end_in:
