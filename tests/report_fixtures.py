@@ -107,7 +107,7 @@ def synthetic_zoo(root: Path, seeds: Iterable[int] = (0, 1, 2), xss: bool = True
     # neither: one point → S —, K —
     for s in seeds:
         recs.append(make_record("vae", 1, 1, s, {"fid": 40 + s, "diversity": 0.9}, category="neither"))
-    # sequence: FID falls with S → S ✅, K —
+    # sequence: FID falls with S → S improves, K fixed
     recs += curve_records("gpt", "S", [1, 4, 16, 64], lambda v, s: 80 / math.sqrt(v) + 2 + 0.3 * s, seeds,
                           category="sequence")
     # refinement, improves then saturates → K improves (records carry the data floor, far below)
