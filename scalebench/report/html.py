@@ -71,9 +71,8 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
             Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric), "more"),
         ]
     if ((df["metric"] == "latency_s") & (df["status"] == "ok") & df["value"].notna()).any():
-        section = "more" if metric is not None else "main"  # a speed-only run: latency is the main view
-        out += [Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df), section),
-                Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df), section)]
+        out += [Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
+                Chart("latency_vs_K", "latency vs K", charts.latency_vs_K(df))]
     for m in quality_metrics(df):
         if m != metric:
             out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "other"))
@@ -84,6 +83,10 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
             name = gen if sampler in ("default", "") else f"{gen}/{sampler}"
             out.append(Chart(f"samples_{i:02d}", f"samples: {name}",
                              charts.sample_grid(grids, title=f"samples: {name}"), "samples"))
+    if metric is not None:  # latency is a main view only for a speed-only run
+        for c in out:
+            if c.id.startswith("latency_vs_"):
+                c.section = "more"
     return out
 
 
