@@ -218,6 +218,8 @@ def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapp
     floor_note = (f"The grey band in the charts is the data floor: {esc(metric)} of real held-out data against the "
                   f"reference, mean ± {rule.floor_z:g} sd; values inside it cannot be told apart from real data."
                   if has_floor else "No data floor is recorded in these results, so no floor band is drawn.")
+    chart_note = (f"{floor_note} Quality axes are logarithmic where the values span more than a decade."
+                  if len(table_df) else "A speed-only run: latency per sample, log–log.")
     if len(table_df):
         table_block = f"""<p class="note">Quality metric <b>{esc(metric)}</b> ({esc(better)} is better).
 Seed columns: the seed document's classification of the family; <i>agrees</i> compares only the conclusive
@@ -241,7 +243,7 @@ Generated {esc(generated)} by scalebench {esc(sb_version)}. Works offline; <a hr
 <h2 id="table">Measured 2-axis scalability table</h2>
 {table_block}
 <h2 id="charts">Main charts</h2>
-<p class="note">{floor_note} Quality axes are logarithmic where the values span more than a decade.</p>
+<p class="note">{chart_note}</p>
 {''.join(sections['main'])}
 {more}
 {other}
