@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 SB := $(VENV)/bin/scalebench
 SPEC ?= benchmarks/quick.toml
 OUT ?= results/quick
+# The browser the report's browser test drives (tests/test_report_browser.py: $SCALEBENCH_CHROMIUM, else this).
+CHROMIUM := $(or $(SCALEBENCH_CHROMIUM),/usr/bin/chromium)
+APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=300
 
-.PHONY: install run test test-slow lint train report clean
+.PHONY: install browser run test test-slow lint train report clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +27,23 @@ run: install
 report: install
 	$(SB) report $(OUT) --out $(OUT)/report
 
-test: install
+# Debian's chromium for the report's browser test: a no-op when present; as root (or with sudo) it
+# is installed; otherwise one line says what to install and the browser tests fail (never skip).
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the report's browser test (apt-get install chromium)"; \
+	  log=$$( ($(APT) update && $(APT) install -y chromium) 2>&1) || { echo "$$log" | tail -n 5 | grep -v '^$$'; \
+	    echo "could not install chromium; run 'apt-get install -y chromium' (the browser tests fail until then)"; }; \
+	elif command -v sudo >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the report's browser test (sudo apt-get install chromium)"; \
+	  log=$$( (sudo $(APT) update && sudo $(APT) install -y chromium) 2>&1) || { echo "$$log" | tail -n 5 | grep -v '^$$'; \
+	    echo "could not install chromium; run 'sudo apt-get install -y chromium' (the browser tests fail until then)"; }; \
+	else \
+	  echo "chromium missing at $(CHROMIUM) and no root or sudo to install it: run 'apt-get install -y chromium' as root (the browser tests fail until then)"; \
+	fi
+
+test: install browser
 	$(PY) -m pytest -q
 
 test-slow: install  # exit code 5 = no slow tests collected, which is fine

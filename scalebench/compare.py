@@ -1,16 +1,21 @@
 """Compare two result sets point by point: the speed-regression gate of CI.
 
 A latency regression needs both a ratio beyond the threshold *and* significance — a one-sided
-Mann-Whitney U test on the raw per-sample timings (asv's rule; p10–p90 overlap when raw
-samples are missing), plus, with ≥ 5 interleaved rounds, a Wilcoxon signed-rank test across
-rounds — so neither noise, nor a burst of load, nor a real but negligible shift fails a build.
-Quality metrics and the deterministic costs (NFE, FLOPs) move against their declared
-direction by more than their `rel_tolerance` (from `scalebench.metrics.METRICS`).
+Mann-Whitney U test on the raw per-sample timings (asv's rule), plus, with ≥ 5 interleaved
+rounds, a Wilcoxon signed-rank test across rounds — so neither noise, nor a burst of load, nor
+a real but negligible shift fails a build. With too few raw samples for the exact Mann-Whitney
+test to reach α (or none), a point is "not enough samples" and is not decided. The p-values of
+all tested points are corrected for multiplicity (Holm–Bonferroni by default, so the chance of
+any false alarm across the points is ≤ α; Benjamini–Hochberg or none on request). Quality
+metrics and the deterministic costs (NFE, FLOPs) move against their declared direction by more
+than their `rel_tolerance` (from `scalebench.metrics.METRICS`); data floors are shown only.
 
-Each side is a run directory or a folder of them (e.g. the rounds of `scalebench ab`); the
-records of one point across runs are pooled, raw timing samples included. Points are matched
-by `point_id`, else by their settings (`KEY_FIELDS`) — ids differ when a checkpoint or the
-version changes between revisions — and whatever stays unmatched is listed, never dropped.
+Each side is one or more run directories or folders of them (e.g. the rounds of `scalebench
+ab`, or several stored runs of a baseline); the records of one point across runs are pooled,
+raw timing samples included. Points are matched by `point_id`, else by their settings
+(`KEY_FIELDS`, device included: a CPU point is never gated against a CUDA one) — ids differ
+when a checkpoint or the version changes between revisions — and whatever stays unmatched is
+listed, never dropped.
 """
 
 from __future__ import annotations
@@ -28,14 +33,16 @@ from typing import Any, Literal
 from scalebench.errors import ScalebenchError
 from scalebench.results import latest_records, read_manifest, run_dirs
 
-KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype")
+KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype", "device")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
 MIN_ROUNDS = 5  # paired rounds from which the across-round test applies (fewer cannot reach p < 0.05)
 TOLERANCE_COSTS = ("nfe", "flops")  # deterministic: gated by rel_tolerance, no test
 INFO_COSTS = ("peak_mem_bytes",)  # process-wide RSS peak on CPU: shown, never gated
 
-Verdict = Literal["regression", "improvement", "ok", "failed", "info"]
+Verdict = Literal["regression", "improvement", "ok", "failed", "info", "insufficient"]
+# The data floor of metric m travels in records as metrics["m_floor"] / ["m_floor_sd"]: shown, never gated.
+FLOOR_SUFFIXES = ("_floor_sd", "_floor")
 
 
 class CompareError(ScalebenchError, ValueError):
@@ -222,8 +229,15 @@ class Match:
 def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
                  ) -> tuple[list[Match], list[Unmatched]]:
     """Pair points by point_id, then by settings (KEY_FIELDS); list the rest with a reason."""
-    matches = [Match(base[pid], cand[pid], "point_id") for pid in sorted(base.keys() & cand.keys())]
-    unmatched: list[Unmatched] = []
+    matches, unmatched = [], []
+    for pid in sorted(base.keys() & cand.keys()):
+        b, c = base[pid], cand[pid]
+        if b.record.get("device") != c.record.get("device"):  # never gate a CPU point against a CUDA one
+            why = (f"same point_id but measured on device {b.record.get('device')} in the baseline and "
+                   f"{c.record.get('device')} in the candidate; points on different devices are never compared")
+            unmatched += [Unmatched("baseline", b.label, pid, why), Unmatched("candidate", c.label, pid, why)]
+        else:
+            matches.append(Match(b, c, "point_id"))
     rest_b: dict[tuple, list[PooledPoint]] = defaultdict(list)
     rest_c: dict[tuple, list[PooledPoint]] = defaultdict(list)
     for pid in base.keys() - cand.keys():
@@ -260,9 +274,10 @@ def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
 class Decision:
     verdict: Verdict
     ratio: float
-    p_value: float | None = None
+    p_value: float | None = None  # the p-value the decision used (adjusted for multiplicity in compare_runs)
     test: str = ""
     note: str = ""
+    p_raw: float | None = None  # before the correction across points
 
 
 def min_p_value(n1: int, n2: int) -> float:
@@ -278,12 +293,6 @@ def _ratio(base: float, cand: float) -> float:
     return cand / base
 
 
-def _interval(given: tuple[float, float] | None, samples: Sequence[float]) -> tuple[float, float] | None:
-    if given and all(map(_finite, given)):
-        return given
-    return (min(samples), max(samples)) if samples else None
-
-
 def _round_p_values(base_runs: Sequence[Sequence[float]], cand_runs: Sequence[Sequence[float]]
                     ) -> tuple[float, float]:
     """One-sided Wilcoxon signed-rank p-values (slower, faster) over per-round log ratios."""
@@ -296,64 +305,135 @@ def _round_p_values(base_runs: Sequence[Sequence[float]], cand_runs: Sequence[Se
             float(wilcoxon(logs, alternative="less").pvalue))
 
 
-def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
-                     alpha: float = DEFAULT_ALPHA, base_interval: tuple[float, float] | None = None,
-                     cand_interval: tuple[float, float] | None = None,
-                     base_value: float | None = None, cand_value: float | None = None,
-                     base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = (),
-                     ) -> Decision:
-    """Regression iff the median ratio > 1 + threshold and the candidate is significantly slower.
+@dataclass(frozen=True)
+class LatencyTest:
+    """The latency evidence of one point before the decision: ratio, one-sided p-values, the test.
+
+    `p_slow`/`p_fast` are None when there are not enough samples to test (`note` says why).
+    """
+
+    ratio: float
+    p_slow: float | None
+    p_fast: float | None
+    test: str
+    note: str = ""
+
+    @property
+    def tested(self) -> bool:
+        return self.p_slow is not None and self.p_fast is not None
+
+
+def latency_test(base: Sequence[float], cand: Sequence[float], alpha: float = DEFAULT_ALPHA,
+                 base_value: float | None = None, cand_value: float | None = None,
+                 base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = ()
+                 ) -> LatencyTest:
+    """Ratio and one-sided p-values (slower, faster) of the candidate's latency against the baseline's.
 
     `base`/`cand` are the pooled raw timing samples: a one-sided Mann-Whitney U test on them
     is the significance (asv's rule). With as many runs (rounds) on each side,
     `base_runs`/`cand_runs` (round i of A and B ran back to back), the ratio is the median of
     the per-round ratios of medians, and with ≥ MIN_ROUNDS of them the slowdown must also be
-    consistent across rounds (one-sided Wilcoxon signed-rank on the per-round log ratios):
-    samples within one round share that moment's load, so on a shared machine the raw-sample
-    test alone mistakes a burst of load for a slowdown. With too few samples to reach
-    `alpha`, the p10–p90 intervals (non-overlap) decide instead, as asv does without raw samples.
+    consistent across rounds (one-sided Wilcoxon signed-rank on the per-round log ratios; the
+    point's p-value is the larger of the two): samples within one round share that moment's
+    load, so on a shared machine the raw-sample test alone mistakes a burst of load for a
+    slowdown. With too few raw samples for the exact Mann-Whitney test to reach `alpha`
+    (`min_p_value`), or none, there is no test: "not enough samples".
     """
     b_med = statistics.median(base) if base else base_value
     c_med = statistics.median(cand) if cand else cand_value
     if b_med is None or c_med is None or not (_finite(b_med) and _finite(c_med)):
-        return Decision("info", math.nan, test="none", note="no latency on one side")
+        return LatencyTest(math.nan, None, None, "none", "no latency on one side")
     ratio = _ratio(b_med, c_med)
     paired = len(base_runs) == len(cand_runs) >= 2 and all(base_runs) and all(cand_runs)
     if paired:
         ratio = statistics.median(_ratio(statistics.median(b), statistics.median(c))
                                   for b, c in zip(base_runs, cand_runs, strict=True))
-    slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
-    if len(base) >= 2 and len(cand) >= 2 and min_p_value(len(base), len(cand)) < alpha:
-        from scipy.stats import mannwhitneyu
+    if not (base and cand):
+        return LatencyTest(ratio, None, None, "none", "not enough samples: no raw timing samples on "
+                           + ("either side" if not (base or cand) else "one side"))
+    if min_p_value(len(base), len(cand)) >= alpha:
+        return LatencyTest(ratio, None, None, "none", f"not enough samples: {len(base)}/{len(cand)} raw timings "
+                           f"cannot reach p < {alpha:g} (Mann-Whitney's smallest p is "
+                           f"{min_p_value(len(base), len(cand)):.2g}); time more repeats or pool more runs")
+    from scipy.stats import mannwhitneyu
 
-        p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
-        p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
-        test = f"Mann-Whitney n={len(base)}/{len(cand)}"
-        if paired and len(base_runs) >= MIN_ROUNDS:
-            r_slow, r_fast = _round_p_values(base_runs, cand_runs)
-            p_slow, p_fast = max(p_slow, r_slow), max(p_fast, r_fast)  # both tests must agree
-            test += f" + Wilcoxon over {len(base_runs)} rounds"
-        elif paired:
-            test += f", ratio over {len(base_runs)} rounds"
-        p = p_slow if ratio >= 1 else p_fast
-        sig_slow, sig_fast = p_slow < alpha, p_fast < alpha
-    else:
-        bi = _interval(base_interval, base)
-        ci = _interval(cand_interval, cand)
-        if not (bi and ci):
-            return Decision("ok", ratio, None, "none", "no spread on one side: ratio alone cannot gate")
-        p, test = None, "p10–p90 overlap"
-        sig_slow, sig_fast = ci[0] > bi[1], ci[1] < bi[0]
+    p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
+    p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
+    test = f"Mann-Whitney n={len(base)}/{len(cand)}"
+    if paired and len(base_runs) >= MIN_ROUNDS:
+        r_slow, r_fast = _round_p_values(base_runs, cand_runs)
+        p_slow, p_fast = max(p_slow, r_slow), max(p_fast, r_fast)  # both tests must agree
+        test += f" + Wilcoxon over {len(base_runs)} rounds"
+    elif paired:
+        test += f", ratio over {len(base_runs)} rounds"
+    return LatencyTest(ratio, p_slow, p_fast, test)
+
+
+def decide_latency(t: LatencyTest, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
+                   p_slow: float | None = None, p_fast: float | None = None, adjusted: str = "") -> Decision:
+    """Regression iff ratio > 1 + threshold and the slower-p (adjusted, if given) < alpha; the mirror
+    for improvements; "insufficient" when the point could not be tested."""
+    if not math.isfinite(t.ratio) and not t.tested:
+        return Decision("info", t.ratio, test=t.test, note=t.note)
+    if not t.tested:
+        return Decision("insufficient", t.ratio, None, t.test, t.note)
+    ps = t.p_slow if p_slow is None else p_slow
+    pf = t.p_fast if p_fast is None else p_fast
+    assert ps is not None and pf is not None
+    ratio = t.ratio
+    test = t.test + (f", {adjusted}" if adjusted else "")
+    slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
+    p, raw = (ps, t.p_slow) if ratio >= 1 else (pf, t.p_fast)
+    sig_slow, sig_fast = ps < alpha, pf < alpha
+    after = f" after the correction (raw p={raw:.2g})" if adjusted and raw is not None and raw < alpha else ""
     if slower:
         if sig_slow:
-            return Decision("regression", ratio, p, test)
-        return Decision("ok", ratio, p, test, f"slower by {ratio - 1:.1%} but not significant")
+            return Decision("regression", ratio, p, test, p_raw=raw)
+        return Decision("ok", ratio, p, test, f"slower by {ratio - 1:.1%} but not significant{after}", raw)
     if faster:
         if sig_fast:
-            return Decision("improvement", ratio, p, test)
-        return Decision("ok", ratio, p, test, f"faster by {1 - ratio:.1%} but not significant")
+            return Decision("improvement", ratio, p, test, p_raw=raw)
+        return Decision("ok", ratio, p, test, f"faster by {1 - ratio:.1%} but not significant{after}", raw)
     note = f"significant but within ±{_pct(threshold)}" if (sig_slow and ratio > 1) or (sig_fast and ratio < 1) else ""
-    return Decision("ok", ratio, p, test, note)
+    return Decision("ok", ratio, p, test, note, raw)
+
+
+def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
+                     alpha: float = DEFAULT_ALPHA, base_value: float | None = None, cand_value: float | None = None,
+                     base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = (),
+                     ) -> Decision:
+    """One point on its own (no correction across points): `latency_test` then `decide_latency`."""
+    return decide_latency(latency_test(base, cand, alpha, base_value, cand_value, base_runs, cand_runs),
+                          threshold, alpha)
+
+
+CORRECTIONS = ("holm", "bh", "none")
+DEFAULT_CORRECTION = "holm"
+
+
+def adjust_p_values(ps: Sequence[float], method: str = DEFAULT_CORRECTION) -> list[float]:
+    """Multiplicity-adjusted p-values: Holm–Bonferroni ("holm", family-wise error ≤ α under any
+    dependence), Benjamini–Hochberg ("bh", false discovery rate ≤ α for independent or positively
+    dependent tests) or "none". Reject where the adjusted p < α."""
+    if method not in CORRECTIONS:
+        raise CompareError(f"--correction {method!r}; use one of {', '.join(CORRECTIONS)}")
+    m = len(ps)
+    if method == "none" or m <= 1:
+        return [float(p) for p in ps]
+    order = sorted(range(m), key=lambda i: ps[i])
+    adj = [0.0] * m
+    if method == "holm":
+        running = 0.0
+        for rank, i in enumerate(order):  # step down: (m − rank)·p, kept monotone
+            running = max(running, min(1.0, (m - rank) * ps[i]))
+            adj[i] = running
+    else:
+        running = 1.0
+        for rank in range(m - 1, -1, -1):  # step up: m/(rank+1)·p, kept monotone from the top
+            i = order[rank]
+            running = min(running, min(1.0, m / (rank + 1) * ps[i]))
+            adj[i] = running
+    return adj
 
 
 def metric_decision(metric: str, base: float, cand: float, tolerance: float | None = None) -> Decision:
@@ -389,7 +469,7 @@ class Row:
     baseline: float | None
     candidate: float | None
     ratio: float | None
-    p_value: float | None
+    p_value: float | None  # adjusted for multiplicity (what decided); p_raw before the correction
     test: str
     threshold: float | None
     verdict: Verdict
@@ -397,6 +477,8 @@ class Row:
     matched_by: str
     baseline_id: str
     candidate_id: str
+    device: str | None = None
+    p_raw: float | None = None
 
 
 @dataclass
@@ -409,10 +491,17 @@ class CompareReport:
     rows: list[Row]
     unmatched: list[Unmatched]
     matched: int
+    correction: str = DEFAULT_CORRECTION
+    family: int = 0  # latency points tested together (the size of the multiplicity correction)
 
     @property
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.verdict in ("regression", "failed")]
+
+    @property
+    def insufficient(self) -> list[Row]:
+        """Latency rows with too few raw samples to test ("not enough samples"): not decided."""
+        return [r for r in self.rows if r.verdict == "insufficient"]
 
     @property
     def improvements(self) -> list[Row]:
@@ -433,6 +522,7 @@ class CompareReport:
 
         return {
             "baseline": self.baseline, "candidate": self.candidate, "alpha": self.alpha,
+            "correction": self.correction, "family": self.family, "insufficient": len(self.insufficient),
             "threshold": self.thresholds.default,
             "thresholds": [{"generator": p, "threshold": v} for p, v in self.thresholds.rules],
             "normalize": self.normalize, "latency_unit": "calibration units" if self.normalize else "s/sample",
@@ -444,7 +534,16 @@ class CompareReport:
 
 
 _MD_MARKS = {"regression": "❌ regression", "failed": "❌ failed", "improvement": "✅ improvement", "ok": "ok",
-             "info": "info"}
+             "info": "info", "insufficient": "⚠️ not enough samples"}
+CORRECTION_NAMES = {"holm": "Holm–Bonferroni", "bh": "Benjamini–Hochberg", "none": "no correction"}
+
+
+def describe_correction(correction: str, family: int, alpha: float) -> str:
+    """One phrase: which error rate the gate controls across how many latency points."""
+    if correction == "none" or family <= 1:
+        return f"α = {alpha:g} per point" + (f", {family} latency points tested, no correction" if family > 1 else "")
+    rate = "family-wise error" if correction == "holm" else "false discovery rate"
+    return f"{CORRECTION_NAMES[correction]} over {family} latency points ({rate} ≤ {alpha:g})"
 
 
 def to_markdown(report: CompareReport) -> str:
@@ -459,9 +558,11 @@ def to_markdown(report: CompareReport) -> str:
 
     head = "❌ regression" if report.regressed else "✅ no regression"
     lines = [f"### scalebench speed gate: {head}", "",
-             f"{report.matched} points; threshold {report.thresholds.describe()}, α = {report.alpha}"
+             f"{report.matched} points; threshold {report.thresholds.describe()}, "
+             f"{describe_correction(report.correction, report.family, report.alpha)}"
+             + (f"; {len(report.insufficient)} with not enough samples" if report.insufficient else "")
              + (", latencies normalized by calibration" if report.normalize else ""), "",
-             "| point | metric | baseline | candidate | ratio | p | verdict | note |",
+             "| point | metric | baseline | candidate | ratio | p (adj.) | verdict | note |",
              "|---|---|---:|---:|---:|---:|---|---|"]
     for r in report.rows:
         if r.metric in (*TOLERANCE_COSTS, *INFO_COSTS) and r.verdict in ("ok", "info"):
@@ -485,33 +586,47 @@ def _row(m: Match, metric: str, b: float | None, c: float | None, d: Decision, t
                S=r.get("S"), K=r.get("K"), seed=r.get("seed"), metric=metric, baseline=clean(b),
                candidate=clean(c), ratio=clean(d.ratio), p_value=d.p_value, test=d.test, threshold=threshold,
                verdict=d.verdict, note=d.note, matched_by=m.by, baseline_id=m.baseline.point_id,
-               candidate_id=m.candidate.point_id)
+               candidate_id=m.candidate.point_id, device=r.get("device"),
+               p_raw=d.p_raw if d.p_raw is not None else d.p_value)
+
+
+def _is_floor(metric: str) -> bool:
+    from scalebench.metrics import METRICS
+
+    return any(metric.endswith(s) and metric[: -len(s)] in METRICS for s in FLOOR_SUFFIXES)
 
 
 def compare_matched(m: Match, thresholds: Thresholds, alpha: float) -> list[Row]:
-    """The rows of one matched point: status, latency, deterministic costs, quality, info."""
+    """The rows of one matched point on its own (latency not corrected across points)."""
+    rows, test, thr = _matched_rows(m, thresholds, alpha)
+    if test is not None:
+        rows[0] = _latency_row(m, rows[0], decide_latency(test, thr, alpha))
+    return rows
+
+
+def _latency_row(m: Match, placeholder: Row, d: Decision) -> Row:
+    row = _row(m, "latency_s", m.baseline.latency, m.candidate.latency, d, placeholder.threshold)
+    return Row(**{**asdict(row), "note": "; ".join(filter(None, [d.note, placeholder.note]))})
+
+
+def _matched_rows(m: Match, thresholds: Thresholds, alpha: float) -> tuple[list[Row], LatencyTest | None, float]:
+    """Rows of one matched point: status, latency (a placeholder, decided by the caller from the
+    returned LatencyTest), deterministic costs, quality, info."""
     b, c = m.baseline, m.candidate
     if not c.ok:
         err = c.errors[-1] if c.errors else "failed"
         verdict: Verdict = "failed" if b.ok else "info"
         note = f"fails in the candidate: {err}" if b.ok else f"fails on both sides: {err}"
-        return [_row(m, "status", None, None, Decision(verdict, math.nan, note=note), None)]
+        return [_row(m, "status", None, None, Decision(verdict, math.nan, note=note), None)], None, math.nan
     if not b.ok:
         err = b.errors[-1] if b.errors else "failed"
         return [_row(m, "status", None, None, Decision("improvement", math.nan, note=f"failed in the baseline: {err}"),
-                     None)]
+                     None)], None, math.nan
     thr = thresholds.for_generator(str(b.record.get("generator")))
-    rows = [_row(m, "latency_s", b.latency, c.latency, latency_decision(
-        b.samples, c.samples, thr, alpha, (b.latency_p10, b.latency_p90), (c.latency_p10, c.latency_p90),
-        b.latency, c.latency, b.by_run, c.by_run), thr)]
-    notes = []
-    if b.record.get("device") != c.record.get("device"):
-        notes.append(f"devices differ: {b.record.get('device')} vs {c.record.get('device')}")
+    test = latency_test(b.samples, c.samples, alpha, b.latency, c.latency, b.by_run, c.by_run)
     partial = [f"{s.ok_runs}/{len(s.runs)} runs ok in the {name}" for name, s in (("baseline", b), ("candidate", c))
                if s.ok_runs < len(s.runs)]
-    if notes or partial:
-        r0 = rows[0]
-        rows[0] = Row(**{**asdict(r0), "note": "; ".join(filter(None, [r0.note, *notes, *partial]))})
+    rows = [_row(m, "latency_s", b.latency, c.latency, Decision("info", test.ratio, note="; ".join(partial)), thr)]
     from scalebench.metrics import METRICS
 
     names = [k for k in TOLERANCE_COSTS if k in b.values or k in c.values]
@@ -522,25 +637,39 @@ def compare_matched(m: Match, thresholds: Thresholds, alpha: float) -> list[Row]
             rows.append(_row(m, k, b.values.get(k), c.values.get(k),
                              Decision("info", math.nan, note=f"only in the {only}"), None))
             continue
+        if _is_floor(k):
+            rows.append(_row(m, k, b.values[k], c.values[k], Decision(
+                "info", _ratio(b.values[k], c.values[k]), note="data floor: shown, not gated"), None))
+            continue
         d = metric_decision(k, b.values[k], c.values[k])
         rows.append(_row(m, k, b.values[k], c.values[k], d, METRICS[k].rel_tolerance if k in METRICS else None))
     for k in INFO_COSTS:
         if k in b.values and k in c.values:
             rows.append(_row(m, k, b.values[k], c.values[k],
                              Decision("info", _ratio(b.values[k], c.values[k]), note="not gated"), None))
-    return rows
+    return rows, test, thr
 
 
 def compare_runs(baseline: str | Path | Sequence[str | Path], candidate: str | Path | Sequence[str | Path],
                  thresholds: Thresholds | None = None, alpha: float = DEFAULT_ALPHA,
-                 normalize: bool = False) -> CompareReport:
-    """Compare two result sets (run dirs or folders of run dirs, pooled) and decide."""
+                 normalize: bool = False, correction: str = DEFAULT_CORRECTION) -> CompareReport:
+    """Compare two result sets and decide.
+
+    Each side is one or more run dirs or folders of run dirs; the records of one point are
+    pooled across all of them (raw timing samples included). The latency p-values of all
+    tested points form one family per direction (slower, faster) and are adjusted by
+    `correction` ("holm" by default, "bh", or "none") before the decision.
+    """
     if not 0 < alpha < 1:
         raise CompareError(f"--alpha {alpha} must lie strictly between 0 and 1; the usual choice is 0.05")
+    if correction not in CORRECTIONS:
+        raise CompareError(f"--correction {correction!r}; use one of {', '.join(CORRECTIONS)} (default holm)")
     thresholds = thresholds or Thresholds()
     sides = []
     for name, paths in (("baseline", baseline), ("candidate", candidate)):
         paths = [paths] if isinstance(paths, str | Path) else list(paths)
+        if not paths:
+            raise CompareError(f"no {name} results given; pass at least one run directory per side")
         pooled = load_side(paths, normalize)
         if not pooled:
             raise CompareError(f"{name} {', '.join(map(str, paths))} holds no records; "
@@ -550,8 +679,19 @@ def compare_runs(baseline: str | Path | Sequence[str | Path], candidate: str | P
     matches, unmatched = match_points(base, cand)
     if not matches:
         raise CompareError(f"no point of {', '.join(map(str, b_paths))} matches one of {', '.join(map(str, c_paths))} "
-                           f"(by point_id or by {'/'.join(KEY_FIELDS)}); compare runs of the same spec")
-    rows = [row for m in matches for row in compare_matched(m, thresholds, alpha)]
+                           f"(by point_id or by {'/'.join(KEY_FIELDS)}); compare runs of the same spec and device")
+    per_match = [(m, *_matched_rows(m, thresholds, alpha)) for m in matches]
+    tested = [(i, t) for i, (_, _, t, _) in enumerate(per_match) if t is not None and t.tested]
+    slow = adjust_p_values([t.p_slow for _, t in tested], correction)  # type: ignore[misc]
+    fast = adjust_p_values([t.p_fast for _, t in tested], correction)  # type: ignore[misc]
+    adjusted = {i: (ps, pf) for (i, _), ps, pf in zip(tested, slow, fast, strict=True)}
+    label = "" if correction == "none" or len(tested) <= 1 else f"{CORRECTION_NAMES[correction]} over {len(tested)}"
+    rows: list[Row] = []
+    for i, (m, mrows, test, thr) in enumerate(per_match):
+        if test is not None:
+            ps, pf = adjusted.get(i, (None, None))
+            mrows[0] = _latency_row(m, mrows[0], decide_latency(test, thr, alpha, ps, pf, label if i in adjusted else ""))
+        rows += mrows
     return CompareReport(baseline=[str(p) for p in b_paths], candidate=[str(p) for p in c_paths],
                          thresholds=thresholds, alpha=alpha, normalize=normalize, rows=rows,
-                         unmatched=unmatched, matched=len(matches))
+                         unmatched=unmatched, matched=len(matches), correction=correction, family=len(tested))

@@ -23,11 +23,15 @@ if TYPE_CHECKING:  # pragma: no cover
 # The comparison table is wide; CI logs are not terminals and would get rich's 80 columns.
 
 MARKS = {"regression": "[bold red]✗ regression[/]", "failed": "[bold red]✗ failed[/]",
-         "improvement": "[bold green]✓ improvement[/]", "ok": "[green]ok[/]", "info": "[dim]info[/]"}
+         "improvement": "[bold green]✓ improvement[/]", "ok": "[green]ok[/]", "info": "[dim]info[/]",
+         "insufficient": "[yellow]? not enough samples[/]"}
 ThresholdOpt = Annotated[list[str] | None, typer.Option(
     "--threshold", "-t", help="latency ratio threshold: '15%' sets the default (10%), "
     "'gpt*=5%' one for generators matching the glob; repeatable, the last matching rule wins")]
 AlphaOpt = Annotated[float, typer.Option(help="significance level of the one-sided Mann-Whitney U test")]
+CorrectionOpt = Annotated[str, typer.Option(
+    help="multiplicity correction across the latency points: holm (family-wise error ≤ α, the default), "
+         "bh (Benjamini-Hochberg: false discovery rate ≤ α) or none")]
 NormalizeOpt = Annotated[bool, typer.Option(
     "--normalize", help="divide latencies by each run's manifest calibration_s (compare across machines)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the comparison as JSON (for machines)")]
@@ -51,10 +55,13 @@ def report_table(report: CompareReport, show_all: bool = False) -> Table:
     """Rich table of a comparison: one row per point × metric, marked regression/improvement/ok."""
     from rich.table import Table
 
-    table = Table(title=f"scalebench compare — threshold {report.thresholds.describe()}, α={report.alpha}"
+    from scalebench.compare import describe_correction
+
+    table = Table(title=f"scalebench compare — threshold {report.thresholds.describe()}, "
+                        f"{describe_correction(report.correction, report.family, report.alpha)}"
                         + (", normalized by calibration" if report.normalize else ""))
     for c, j in (("point", "left"), ("metric", "left"), ("baseline", "right"), ("candidate", "right"),
-                 ("ratio", "right"), ("p", "right"), ("verdict", "left"), ("note", "left")):
+                 ("ratio", "right"), ("p (adj.)", "right"), ("verdict", "left"), ("note", "left")):
         table.add_column(c, justify=j)  # type: ignore[arg-type]
     for r in report.rows:
         quiet = r.metric in ("nfe", "flops", "peak_mem_bytes") and r.verdict in ("ok", "info")
@@ -89,24 +96,46 @@ def _print_report(report: CompareReport, as_json: bool, show_all: bool, markdown
         console.print(t)
     n_reg, n_imp = len(report.regressions), len(report.improvements)
     verdict = "[bold red]REGRESSION[/]" if report.regressed else "[bold green]OK[/]"
+    n_few = len(report.insufficient)
     console.print(f"{verdict}: {report.matched} points compared, {n_reg} regression(s), {n_imp} improvement(s), "
-                  f"{len(report.unmatched)} unmatched")
+                  + (f"[yellow]{n_few} with not enough samples (not decided)[/], " if n_few else "")
+                  + f"{len(report.unmatched)} unmatched")
 
 
 def compare_cmd(
-    baseline: Annotated[Path, typer.Argument(help="baseline run directory (or a folder of runs, pooled)")],
-    candidate: Annotated[Path, typer.Argument(help="candidate run directory (or a folder of runs, pooled)")],
+    results: Annotated[list[Path] | None, typer.Argument(
+        help="BASELINE CANDIDATE: two run directories (or folders of runs, pooled); or none, with -b/-c")] = None,
+    baseline: Annotated[list[Path] | None, typer.Option(
+        "--baseline", "-b", help="a baseline run directory or folder of runs; repeat to pool several stored runs")] = None,
+    candidate: Annotated[list[Path] | None, typer.Option(
+        "--candidate", "-c", help="a candidate run directory or folder of runs; repeat to pool several runs")] = None,
     threshold: ThresholdOpt = None,
     alpha: AlphaOpt = 0.05,
+    correction: CorrectionOpt = "holm",
     normalize: NormalizeOpt = False,
     as_json: JsonOpt = False,
     markdown: MarkdownOpt = False,
     show_all: AllOpt = False,
 ) -> None:
-    """Compare two result sets point by point; exit 1 on a significant regression, 0 otherwise."""
-    from scalebench.compare import Thresholds, compare_runs
+    """Compare two result sets point by point; exit 1 on a significant regression, 0 otherwise.
 
-    report = compare_runs(baseline, candidate, Thresholds.parse(threshold), alpha, normalize)
+    `compare BASELINE CANDIDATE`, or `compare -b RUN -b RUN … -c RUN …` to pool several runs per side.
+    """
+    from scalebench.compare import CompareError, Thresholds, compare_runs
+
+    results, baseline, candidate = results or [], baseline or [], candidate or []
+    if results and (baseline or candidate):
+        raise CompareError("give the two sides either as BASELINE CANDIDATE or with -b/--baseline and "
+                           "-c/--candidate, not both")
+    if results:
+        if len(results) != 2:
+            raise CompareError(f"expected BASELINE CANDIDATE, got {len(results)} path(s); to pool several runs per "
+                               "side use -b RUN -b RUN … -c RUN …")
+        baseline, candidate = [results[0]], [results[1]]
+    if not baseline or not candidate:
+        raise CompareError("missing the " + ("baseline" if not baseline else "candidate") + ": pass BASELINE "
+                           "CANDIDATE, or -b/--baseline and -c/--candidate (repeatable)")
+    report = compare_runs(baseline, candidate, Thresholds.parse(threshold), alpha, normalize, correction)
     _print_report(report, as_json, show_all, markdown)
     raise typer.Exit(report.exit_code)
 

@@ -13,9 +13,11 @@ from scalebench.cli import app
 from scalebench.compare import (
     CompareError,
     Thresholds,
+    adjust_p_values,
     compare_runs,
     latency_decision,
     metric_decision,
+    min_p_value,
     parse_fraction,
 )
 from scalebench.results import MANIFEST, RecordWriter
@@ -63,12 +65,15 @@ def test_threshold_moves_the_line() -> None:
     assert latency_decision(base, cand, threshold=0.05).verdict == "regression"
 
 
-def test_too_few_samples_fall_back_to_interval_overlap() -> None:
+def test_too_few_samples_say_not_enough_samples() -> None:
     d = latency_decision([1.0, 1.01], [2.0, 2.02])  # exact MWU cannot reach 0.05 with 2 + 2 samples
-    assert d.test == "p10–p90 overlap" and d.verdict == "regression"
-    d = latency_decision([], [], base_interval=(0.9, 1.4), cand_interval=(1.2, 1.6), base_value=1.0, cand_value=1.3)
-    assert d.verdict == "ok" and "not significant" in d.note  # intervals overlap
-    assert latency_decision([], [], base_value=1.0, cand_value=2.0).verdict == "ok"  # no spread: cannot gate
+    assert d.verdict == "insufficient" and "not enough samples" in d.note and d.p_value is None
+    assert d.ratio == pytest.approx(2.0)  # the ratio is still reported, just not decided on
+    assert min_p_value(3, 3) == pytest.approx(0.05)  # 1/C(6,3): not below α = 0.05
+    assert latency_decision([1.0, 1.01, 1.02], [2.0, 2.01, 2.02]).verdict == "insufficient"
+    assert latency_decision([1.0, 1.01, 1.02], [2.0, 2.01, 2.02, 2.03]).verdict == "regression"  # 1/35 < 0.05
+    d = latency_decision([], [], base_value=1.0, cand_value=2.0)  # old records without raw timings
+    assert d.verdict == "insufficient" and "no raw timing samples" in d.note
 
 
 def test_one_disturbed_round_cannot_fire_the_gate() -> None:
@@ -248,3 +253,119 @@ def test_with_five_or_more_rounds_the_slowdown_must_repeat_across_rounds() -> No
     slow = [_noise(1.2, 20, 30 + s) for s in range(6)]
     d = latency_decision(flat, [x for r in slow for x in r], base_runs=base, cand_runs=slow)
     assert d.verdict == "regression" and d.p_value < 0.05
+
+
+# ---------------------------------------------------------------------------- device, samples, multiplicity, pooling
+
+def test_device_is_part_of_the_key_a_cpu_point_is_never_gated_against_cuda(tmp_path) -> None:
+    base = _run(tmp_path / "b", [_record(1, _noise(1e-3, 30, 0), "cpu-1"), _record(2, _noise(1e-3, 30, 1), "b-2")])
+    cand = _run(tmp_path / "c", [_record(1, _noise(5e-3, 30, 2), "cuda-1", device="cuda"),
+                                 _record(2, _noise(1e-3, 30, 3), "c-2")])
+    report = compare_runs(base, cand)
+    assert report.matched == 1 and not report.regressed  # the 5× "slower" CUDA point is not compared
+    assert {(u.side, u.point_id) for u in report.unmatched} == {("baseline", "cpu-1"), ("candidate", "cuda-1")}
+    assert all(r.device == "cpu" for r in report.rows)
+    # the same point_id on two devices (a hand-edited record): listed, not gated
+    same = _run(tmp_path / "s", [_record(2, _noise(1e-3, 30, 4), "b-2", device="cuda"),
+                                 _record(1, _noise(1e-3, 30, 5), "cpu-1")])
+    report = compare_runs(base, same)
+    assert [u.point_id for u in report.unmatched] == ["b-2", "b-2"]
+    assert "never compared" in report.unmatched[0].reason and report.matched == 1
+
+
+def test_not_enough_samples_is_reported_not_decided(tmp_path) -> None:
+    base = _run(tmp_path / "b", [_record(1, [1e-3, 1.01e-3]), _record(2, _noise(1e-3, 30, 1))])
+    cand = _run(tmp_path / "c", [_record(1, [3e-3, 3.01e-3]), _record(2, _noise(1e-3, 30, 2))])
+    report = compare_runs(base, cand)
+    lat = {r.S: r for r in report.rows if r.metric == "latency_s"}
+    assert lat[1].verdict == "insufficient" and lat[1].ratio == pytest.approx(3.0, rel=0.01)
+    assert lat[2].verdict == "ok" and report.family == 1 and not report.regressed
+    assert [r.S for r in report.insufficient] == [1]
+    res = runner.invoke(app, ["compare", str(base), str(cand)])
+    assert res.exit_code == 0 and "not enough samples" in res.output
+    data = json.loads(runner.invoke(app, ["compare", str(base), str(cand), "--json"]).output)
+    assert data["insufficient"] == 1 and data["family"] == 1
+
+
+def test_holm_and_bh_adjusted_p_values() -> None:
+    ps = [0.01, 0.04, 0.03, 0.005]
+    assert adjust_p_values(ps, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert adjust_p_values(ps, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert adjust_p_values(ps, "none") == ps
+    from scipy.stats import false_discovery_control
+
+    rng = random.Random(0)
+    many = [rng.random() ** 3 for _ in range(30)]
+    assert adjust_p_values(many, "bh") == pytest.approx(list(false_discovery_control(many, method="bh")))
+    holm = adjust_p_values(many, "holm")
+    assert all(h >= p for h, p in zip(holm, many, strict=True)) and max(holm) <= 1
+    with pytest.raises(CompareError, match="--correction"):
+        adjust_p_values(ps, "sidak")
+
+
+BORDERLINE = ([1.00, 1.01, 1.02, 1.03, 1.04, 1.05, 1.06, 1.07],  # a 13 % slowdown with raw p ≈ 0.007
+              [1.02, 1.05, 1.12, 1.16, 1.18, 1.2, 1.22, 1.3])
+
+
+def _ten_points(tmp_path: Path) -> tuple[Path, Path]:
+    base_recs = [_record(1, [x * 1e-3 for x in BORDERLINE[0]])]
+    cand_recs = [_record(1, [x * 1e-3 for x in BORDERLINE[1]])]
+    for S in range(2, 11):  # nine unchanged points
+        base_recs.append(_record(S, _noise(1e-3, 8, 100 + S)))
+        cand_recs.append(_record(S, _noise(1e-3, 8, 200 + S)))
+    return _run(tmp_path / "b", base_recs), _run(tmp_path / "c", cand_recs)
+
+
+def test_the_correction_controls_false_alarms_across_points(tmp_path) -> None:
+    base, cand = _ten_points(tmp_path)
+    alone = compare_runs(base, cand, correction="none")
+    row = next(r for r in alone.rows if r.metric == "latency_s" and r.S == 1)
+    assert row.verdict == "regression" and row.p_value == pytest.approx(row.p_raw) and row.p_value < 0.01
+    for method, name in (("holm", "Holm–Bonferroni over 10"), ("bh", "Benjamini–Hochberg over 10")):
+        report = compare_runs(base, cand, correction=method)  # holm is the default
+        row = next(r for r in report.rows if r.metric == "latency_s" and r.S == 1)
+        assert report.family == 10 and name in row.test
+        assert row.verdict == "ok" and "not significant after the correction (raw p=0.0067)" in row.note
+        assert row.p_raw < 0.05 < row.p_value
+    assert compare_runs(base, cand).correction == "holm"
+    res = runner.invoke(app, ["compare", str(base), str(cand), "--correction", "none"])
+    assert res.exit_code == 1
+    res = runner.invoke(app, ["compare", str(base), str(cand), "--markdown"])
+    assert res.exit_code == 0 and "Holm–Bonferroni over 10 latency points (family-wise error ≤ 0.05)" in res.output
+    res = runner.invoke(app, ["compare", str(base), str(cand), "--correction", "sidak"])
+    assert res.exit_code == 2 and "--correction" in res.output
+
+
+def test_several_stored_runs_per_side_are_pooled(tmp_path) -> None:
+    b = [_run(tmp_path / f"b{i}", [_record(1, _noise(1e-3, 10, i))]) for i in range(3)]
+    c = [_run(tmp_path / f"c{i}", [_record(1, _noise(1.3e-3, 10, 10 + i))]) for i in range(2)]
+    report = compare_runs(b, c)
+    row = report.rows[0]
+    assert "n=30/20" in row.test and row.verdict == "regression"
+    res = runner.invoke(app, ["compare", "-b", str(b[0]), "-b", str(b[1]), "-b", str(b[2]), "-c", str(c[0]),
+                              "-c", str(c[1]), "--json"])
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.output)
+    assert data["baseline"] == [str(p) for p in b] and "n=30/20" in data["rows"][0]["test"]
+    one = runner.invoke(app, ["compare", "-b", str(b[0]), "-c", str(c[0]), "--json"])
+    assert "n=10/10" in json.loads(one.output)["rows"][0]["test"]  # pooling really adds the samples
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["B0", "C0", "-b", "B0"], "not both"),
+    (["B0"], "expected BASELINE CANDIDATE, got 1"),
+    (["-b", "B0"], "missing the candidate"),
+])
+def test_cli_sides_are_given_one_way(tmp_path, args, needle) -> None:
+    paths = {"B0": _run(tmp_path / "b0", [_record(1, _noise(1e-3, 10, 0))]),
+             "C0": _run(tmp_path / "c0", [_record(1, _noise(1e-3, 10, 1))])}
+    res = runner.invoke(app, ["compare", *[str(paths.get(a, a)) for a in args]])
+    assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
+
+
+def test_data_floors_are_shown_not_gated(tmp_path) -> None:
+    base = _run(tmp_path / "b", [_record(1, _noise(1e-3, 30, 0), metrics={"fid": 10.0, "fid_floor": 0.87})])
+    cand = _run(tmp_path / "c", [_record(1, _noise(1e-3, 30, 1), metrics={"fid": 10.0, "fid_floor": 1.5})])
+    report = compare_runs(base, cand)
+    floor = next(r for r in report.rows if r.metric == "fid_floor")
+    assert floor.verdict == "info" and "not gated" in floor.note and not report.regressed

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from report_fixtures import EXPECTED, XSS, curve_records, make_record, synthetic_zoo, write_run
+from report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
 from scalebench.report.table import primary_metric, scalability_table
 from scalebench.report.tablefmt import markdown_table, render_terminal_table, table_display
-from scalebench.report.trend import FIXED, FLAT, IMPROVES, DecisionRule, judge_axis, spearman
+from scalebench.report.trend import (
+    FIXED,
+    FLAT,
+    IMPROVES,
+    INCONCLUSIVE,
+    ONE_SEED,
+    SIGN_TEST,
+    T_TEST,
+    DecisionRule,
+    Floor,
+    judge_axis,
+    sign_test,
+    spearman,
+    t_test,
+)
 from scalebench.results import load_results
 
 K = [1, 2, 5, 10, 20, 50]
@@ -27,68 +42,155 @@ def seeds_matrix(curve: list[float], n_seeds: int = 3, sd: float = 0.0, rng=RNG)
 
 # --- the rule on constructed curves ------------------------------------------------------
 
-def test_clearly_improving_curve_is_tick():
+def judge(values, q, better="lower", rule=DecisionRule(), min_effect=0.10, floor=None):
+    return judge_axis(values, q, better, rule, min_effect=min_effect, floor=floor)
+
+
+def test_clearly_improving_curve_improves_by_t_test_with_few_seeds():
     q = seeds_matrix([80, 60, 40, 25, 15, 10], sd=1.0)
-    ev = judge_axis(K, q, "lower")
+    ev = judge(K, q)
     assert ev.verdict == IMPROVES, ev.reason
-    assert ev.rel > 0.8 and ev.ci_lo > 0.7 and ev.rho > 0.9 and ev.n_seeds == 3
-    assert (ev.lo, ev.hi) == (1, 50)
+    assert ev.rel > 0.8 and ev.rho > 0.9 and ev.n_seeds == 3 and ev.p_up < 1e-3
+    assert ev.test.startswith(T_TEST) and "df=2" in ev.test and ev.test in ev.reason
+    assert (ev.lo, ev.hi, ev.end_at) == (1, 50, 20) and ev.conclusive
 
 
-def test_flat_noisy_curve_is_cross():
-    q = seeds_matrix([30.0] * 6, n_seeds=4, sd=2.0, rng=np.random.default_rng(3))
-    ev = judge_axis(K, q, "lower")
-    assert ev.verdict == FLAT
-    assert not (ev.ci_lo > 0 and ev.rel >= 0.10)
+def test_five_or_more_seeds_use_the_exact_sign_test():
+    q = seeds_matrix([80, 60, 40, 25, 15, 10], n_seeds=6, sd=1.0)
+    ev = judge(K, q)
+    assert ev.verdict == IMPROVES and ev.test == f"{SIGN_TEST} (6 seeds)"
+    assert ev.p_up == pytest.approx(1 / 64)  # every seed above the minimum effect
+    assert DecisionRule().sign_min_seeds == 5 and DecisionRule(alpha=0.01).sign_min_seeds == 7
 
 
-def test_flat_curve_with_lucky_end_is_not_tick():
-    """Small consistent gain (CI excludes 0) below the minimum effect is still ❌."""
+def test_sign_test_and_t_test_p_values():
+    assert sign_test([0.2, 0.3, 0.1, 0.4, 0.2]) == (pytest.approx(1 / 32), pytest.approx(1.0))
+    assert sign_test([0.2, -0.3, 0.1, 0.4, 0.2, 0.0])[0] == pytest.approx(6 / 32)  # 4 of 5 nonzero: (5+1)/32
+    from scipy.stats import ttest_1samp
+
+    d = [0.3, 0.1, 0.25]
+    up, down = t_test(d)
+    assert up == pytest.approx(ttest_1samp(d, 0, alternative="greater").pvalue)
+    assert down == pytest.approx(ttest_1samp(d, 0, alternative="less").pvalue)
+    assert all(math.isnan(p) for p in t_test([0.2, 0.2]))  # no spread: no test
+
+
+def test_forcing_the_sign_test_with_four_seeds_is_inconclusive():
+    q = seeds_matrix([80, 60, 40, 25, 15, 10], n_seeds=4, sd=1.0)
+    assert judge(K, q).verdict == IMPROVES  # auto: t-test
+    ev = judge(K, q, rule=DecisionRule(test="sign"))
+    assert ev.verdict == INCONCLUSIVE and "needs ≥ 5" in ev.reason and ev.p_up == pytest.approx(1 / 16)
+
+
+def test_flat_noisy_curve_is_not_improves():
+    q = seeds_matrix([30.0] * 6, n_seeds=4, sd=2.0, rng=np.random.default_rng(1))
+    ev = judge(K, q)
+    assert ev.verdict == FLAT and ev.p_down < 0.05 and "significantly below" in ev.reason
+    q = seeds_matrix([30.0] * 6, n_seeds=3, sd=2.0, rng=np.random.default_rng(0))
+    ev = judge(K, q)  # same truth, other noise: the test cannot tell, and says so
+    assert ev.verdict == INCONCLUSIVE and "within the noise" in ev.reason
+
+
+def test_small_consistent_gain_below_the_minimum_effect_is_no_gain():
     q = seeds_matrix([30, 29.8, 29.5, 29.3, 29.0, 28.5], sd=0.05)
-    ev = judge_axis(K, q, "lower")
-    assert ev.ci_lo > 0 and ev.rel < 0.10
-    assert ev.verdict == FLAT and "< 10%" in ev.reason
+    ev = judge(K, q)
+    assert 0 < ev.rel < 0.10
+    assert ev.verdict == FLAT and "(min 10%)" in ev.reason
+
+
+def test_minimum_effect_comes_from_the_caller_not_a_global_ten_percent():
+    q = seeds_matrix([30, 29, 28, 27, 26.5, 26], sd=0.05)  # +12.5 %
+    assert judge(K, q, min_effect=0.10).verdict == IMPROVES
+    assert judge(K, q, min_effect=0.20).verdict == FLAT  # kid's declared tolerance is 20 %
+    assert judge(K, q, min_effect=0.20, rule=DecisionRule(min_effect=0.05)).verdict == IMPROVES  # override
+    with pytest.raises(ValueError, match="rel_tolerance"):
+        judge_axis(K, q, "lower")
+
+
+def test_two_seeds_with_a_modest_effect_are_inconclusive():
+    q = seeds_matrix([36, 33, 31, 30, 30, 30], n_seeds=2, sd=2.5, rng=np.random.default_rng(1))
+    ev = judge(K, q)
+    assert ev.verdict == INCONCLUSIVE and not ev.conclusive
+    assert "2 seeds, df=1" in ev.reason and "within the noise" in ev.reason
 
 
 def test_single_value_is_fixed():
-    ev = judge_axis([1], np.array([[40.0], [41.0]]), "lower")
-    assert ev.verdict == FIXED and "one value" in ev.reason
+    ev = judge([1], np.array([[40.0], [41.0]]))
+    assert ev.verdict == FIXED and "one value" in ev.reason and ev.conclusive
 
 
-def test_improves_then_saturates_is_tick():
+def test_improves_then_saturates_improves():
     curve = [60, 30, 12, 10, 10.3, 9.9]  # last point wobbles above the best
-    ev = judge_axis(K, seeds_matrix(curve, sd=0.4), "lower")
+    ev = judge(K, seeds_matrix(curve, sd=0.4))
     assert ev.verdict == IMPROVES, ev.reason
-    one = judge_axis(K, np.asarray([curve]), "lower")  # one seed: the stricter fallback
-    assert one.verdict == IMPROVES, one.reason
-    assert math.isnan(one.ci_lo)
+    assert ev.q_end == pytest.approx(np.mean(seeds_matrix(curve, sd=0.0)[:, -2:]), abs=0.5)
 
 
-def test_getting_worse_is_cross():
-    ev = judge_axis(K, seeds_matrix([10, 12, 15, 20, 30, 40], sd=0.5), "lower")
+def test_getting_worse_is_no_gain():
+    ev = judge(K, seeds_matrix([10, 12, 15, 20, 30, 40], sd=0.5))
     assert ev.verdict == FLAT and ev.rel < 0
 
 
 def test_direction_comes_from_better():
     rising = seeds_matrix([0.2, 0.4, 0.6, 0.75, 0.85, 0.9], sd=0.01)
-    assert judge_axis(K, rising, "higher").verdict == IMPROVES
-    assert judge_axis(K, rising, "lower").verdict == FLAT
+    assert judge(K, rising, "higher").verdict == IMPROVES
+    assert judge(K, rising, "lower").verdict == FLAT
     with pytest.raises(ValueError, match="better"):
-        judge_axis(K, rising, "up")  # type: ignore[arg-type]
+        judge(K, rising, "up")
 
 
-def test_single_seed_fallback_needs_large_effect_and_trend():
-    rule = DecisionRule()
-    bump = judge_axis(K, np.asarray([[36, 30, 31, 29.5, 30.5, 30]]), "lower", rule)  # 18 % from a high start
-    assert bump.verdict == FLAT and "1 seed" in bump.reason
-    zigzag = judge_axis(K, np.asarray([[60, 10, 55, 12, 58, 20]]), "lower", rule)  # big Δ, no trend
-    assert zigzag.verdict == FLAT and "ρ" in zigzag.reason
+def test_one_seed_without_a_floor_is_inconclusive_however_large():
+    ev = judge(K, np.asarray([[80, 60, 40, 25, 15, 10]]))
+    assert ev.verdict == INCONCLUSIVE and "1 seed" in ev.reason and ev.test == "none"
+
+
+def test_one_seed_with_a_floor_needs_a_margin_of_ten_floor_sds():
+    floor = Floor(0.87, 0.05)
+    huge = judge(K, np.asarray([[80, 60, 40, 25, 15, 10]]), floor=floor)
+    assert huge.verdict == IMPROVES and huge.test.startswith(ONE_SEED)
+    # 4.0 → 3.5 is +12.5 %, 0.1 above the 10 % minimum (0.4), but 10 floor sd = 0.5: cannot tell
+    small = judge(K, np.asarray([[4.0, 3.9, 3.8, 3.6, 3.5, 3.5]]), floor=floor)
+    assert small.verdict == INCONCLUSIVE and "floor sd" in small.reason
+    flat = judge(K, np.asarray([[30.0, 30.2, 29.9, 30.1, 30.0, 30.0]]), floor=floor)
+    assert flat.verdict == FLAT  # 3.0 short of the minimum effect, ≫ 10 floor sd
+    zigzag = judge(K, np.asarray([[60, 5, 8, 70, 65, 20]]), floor=floor)  # +29 % start → end, but ρ < 0
+    assert zigzag.verdict == INCONCLUSIVE and "ρ" in zigzag.reason
+
+
+def test_a_curve_inside_the_floor_band_is_inconclusive():
+    floor = Floor(0.87, 0.05)  # band 0.77 … 0.97
+    q = seeds_matrix([0.95, 0.8, 0.7, 0.65, 0.62, 0.6], n_seeds=6, sd=0.005)
+    plain = judge(K, q)
+    assert plain.verdict == IMPROVES  # without the floor: a 35 % "win"
+    ev = judge(K, q, floor=floor)
+    assert ev.verdict == INCONCLUSIVE and "data floor" in ev.reason and ev.at_floor == "both"
+    assert ev.rel == pytest.approx(0.0) and (ev.floor, ev.floor_sd) == (0.87, 0.05)
+
+
+def test_the_gain_counts_only_down_to_the_floor_band():
+    floor = Floor(0.87, 0.05)
+    big = judge(K, seeds_matrix([130, 40, 8, 2, 0.7, 0.5], sd=0.05), floor=floor)
+    assert big.verdict == IMPROVES and big.at_floor == "end"
+    assert big.rel == pytest.approx((130 - 0.97) / 130, abs=1e-3)  # end clipped at the band's top
+    near = judge(K, seeds_matrix([1.02, 0.95, 0.8, 0.7, 0.6, 0.5], sd=0.002), floor=floor)
+    assert near.verdict == INCONCLUSIVE and "reaches the data floor" in near.reason  # 1.02 → 0.97: +5 %
+    worse = judge(K, seeds_matrix([0.9, 0.95, 1.5, 2.0, 3.0, 4.0], sd=0.01), floor=floor)
+    assert worse.verdict == FLAT and worse.at_floor == "start"  # starts at the floor, then gets worse
+
+
+def test_the_floor_raises_the_minimum_effect():
+    floor = Floor(10.0, 1.5)  # band half-width 3 = 15 % of a start of 20
+    q = seeds_matrix([20, 19, 18.5, 18, 17.5, 17.4], n_seeds=6, sd=0.01)  # +13 %, all above 13 (band top)
+    assert judge(K, q).verdict == IMPROVES
+    ev = judge(K, q, floor=floor)
+    assert ev.min_effect == pytest.approx(0.15, rel=1e-3) and ev.verdict == FLAT
 
 
 def test_missing_points_and_two_values():
-    q = np.array([[50.0, 10.0], [np.nan, 11.0], [52.0, np.nan]])
-    ev = judge_axis([4, 64], q, "lower")
-    assert ev.verdict == IMPROVES and ev.values == (4, 64)
+    q = np.array([[50.0, 10.0], [np.nan, 11.0], [52.0, np.nan], [51.0, 10.5]])
+    ev = judge([4, 64], q)
+    assert ev.values == (4, 64) and ev.n_seeds == 2  # seeds missing an end do not enter the test
+    assert ev.verdict == IMPROVES, ev.reason
 
 
 def test_spearman_matches_definition():
@@ -112,7 +214,12 @@ def test_table_cells_match_the_constructed_zoo(zoo):
     assert list(t["category"]) == sorted(t["category"], key=["neither", "sequence", "refinement",
                                                              "both-outer-S", "both-outer-K"].index)
     ebm = t[t["generator"] == "ebm"].iloc[0]
-    assert ebm["agrees"] == "no (K)" and ebm["seed_K"] == "✅"
+    assert ebm["agrees"] == "no (K)" and ebm["seed_K"] == "scales"  # a conclusive disagreement
+    cm = t[t["generator"] == "cm"].iloc[0]  # inside the floor band: not counted either way
+    assert cm["agrees"] == "? (K inconclusive)" and cm["K_at_floor"] == "both"
+    assert (cm["floor"], cm["floor_sd"]) == pytest.approx((0.87, 0.05))
+    diff = t[t["generator"] == "diffusion"].iloc[0]
+    assert diff["floor"] == pytest.approx(0.87) and diff["K_at_floor"] == "" and diff["K_min_effect"] == pytest.approx(0.10)
     mar = t[t["generator"] == "mar"].iloc[0]
     assert mar["S_at"] == "K=16" and mar["K_at"] == "S=16" and mar["agrees"] == "yes"
     gpt = t[t["generator"] == "gpt"].iloc[0]
@@ -144,6 +251,51 @@ def test_card_fixed_axis_is_dash(tmp_path):
     assert t.iloc[0]["K"] == FIXED and "card" in t.iloc[0]["K_reason"]
 
 
+def test_min_effect_is_the_metrics_declared_tolerance(tmp_path):
+    """A 15 % gain improves FID (tolerance 10 %) but not KID (tolerance 20 %): same numbers, two metrics."""
+    recs = curve_records("m", "K", K, lambda v, s: 100 - 15 * (K.index(v) >= 3) + 0.01 * s, metric="fid")
+    for r, kid in zip(recs, curve_records("m", "K", K, lambda v, s: 100 - 15 * (K.index(v) >= 3) + 0.01 * s,
+                                          metric="kid"), strict=True):
+        r["metrics"] |= kid["metrics"]
+    df = load_results(write_run(tmp_path / "r", recs))
+    fid, kid = scalability_table(df, metric="fid").iloc[0], scalability_table(df, metric="kid").iloc[0]
+    assert fid["K"] == IMPROVES and fid["K_min_effect"] == pytest.approx(0.10)
+    assert kid["K"] == FLAT and kid["K_min_effect"] == pytest.approx(0.20)
+
+
+def test_agreement_uses_only_conclusive_cells(tmp_path):
+    two_seeds = curve_records("d2", "K", K, lambda v, s: 36 - 6 * (v > 1) + 2.5 * (-1) ** (s + v), seeds=(0, 1))
+    worse = curve_records("d3", "K", K, lambda v, s: 10 + v + 0.1 * s, seeds=(0, 1, 2))
+    t = scalability_table(load_results(write_run(tmp_path / "r", two_seeds + worse)), cards={})
+    rows = {r.generator: r for r in t.itertuples()}
+    assert rows["d2"].K == INCONCLUSIVE and rows["d2"].agrees == "? (K inconclusive)"  # not a disagreement
+    assert rows["d3"].K == FLAT and rows["d3"].agrees == "no (K)"  # refinement per the seed, but worse
+
+
+@pytest.mark.parametrize("column, value", [("n", 128), ("device", "cuda"), ("dtype", "bfloat16"),
+                                           ("dataset", "other")])
+def test_averages_refuse_to_mix_n_dtype_device_or_dataset(tmp_path, column, value):
+    a = curve_records("gen", "K", K, lambda v, s: 50 / v + s, seeds=(0, 1, 2), run="a")
+    b = curve_records("gen", "K", K, lambda v, s: 50 / v + s, seeds=(0, 1, 2), run="b")
+    for r in b:
+        r[column] = value
+        r["point_id"] = "b-" + r["point_id"]
+    write_run(tmp_path / "runs" / "a", a)
+    write_run(tmp_path / "runs" / "b", b)
+    df = load_results(tmp_path / "runs")
+    want = f"different {column} .*{column}=.* in run a.*"
+    with pytest.raises(ValueError, match=want):
+        charts.quality_vs_K(df)
+    if column != "dataset":  # the table keeps datasets apart as separate rows; within one it refuses
+        with pytest.raises(ValueError, match=want):
+            scalability_table(df)
+    else:
+        assert len(scalability_table(df)) == 2
+    with pytest.raises(ValueError, match=f"latencies with different {column}"):
+        charts.latency_vs_K(df)
+    scalability_table(load_results(tmp_path / "runs" / "a"))  # one run alone is fine
+
+
 # --- renderings and escaping -------------------------------------------------------------
 
 def test_markdown_and_terminal_renderings(zoo):
@@ -156,10 +308,12 @@ def test_markdown_and_terminal_renderings(zoo):
     assert list(d.columns)[:5] == ["category", "generator", "sampler", "S", "K"]
     from rich.console import Console
 
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=320)
     console.print(render_terminal_table(t, evidence=True))
     text = console.export_text()
-    assert XSS in text and "✅" in text  # shown literally, not parsed as markup
+    assert XSS in text and "▲ improves" in text and "? inconclusive" in text  # literal, not parsed as markup
+    assert not EMOJI.search(text) and not EMOJI.search(md)
+    assert "exact sign test" in DecisionRule().describe() and "t-test" in DecisionRule().describe()
 
 
 def test_report_files_and_escaping(zoo, tmp_path):
@@ -173,8 +327,21 @@ def test_report_files_and_escaping(zoo, tmp_path):
     assert html.escape(XSS) in page
     assert '<meta http-equiv="Content-Security-Policy"' in page and html.escape("default-src 'none'") in page
     csv = pd.read_csv(tmp_path / "rep" / "table.csv")
-    assert {"generator", "S", "K", "S_rel", "K_ci_lo", "K_rho", "agrees"} <= set(csv.columns)
+    assert {"generator", "S", "K", "S_rel", "K_test", "K_p_up", "K_p_down", "K_min_effect", "K_rho", "agrees",
+            "floor", "floor_sd", "K_at_floor"} <= set(csv.columns)
+    assert set(csv["K"]) == {"fixed", "improves", "no gain", "inconclusive"}  # words in the CSV, not marks
     assert (tmp_path / "rep" / "table.md").read_text().startswith("Quality metric")
+    # top-down: table, then the main charts, then more, then samples, then the provenance, collapsed
+    order = [page.index(x) for x in ('id="scalability-table"', 'id="chart-quality_vs_K"', 'id="chart-sk_heatmap"',
+                                     "<h2>Samples</h2>", '<details id="provenance">')]
+    assert order == sorted(order)
+    assert re.search(r'<details id="provenance">\s*<summary>', page) and "<details id=\"provenance\" open" not in page
+    assert "<h2>Provenance" not in page
+    ours = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # the page without the inlined plotly.js
+    assert not EMOJI.search(ours), EMOJI.findall(ours)
+    assert '<td class="v v-yes">▲ improves</td>' in ours and '<td class="v v-unsure">? inconclusive</td>' in ours
+    assert '<td class="v v-no">■ no gain</td>' in ours and "0.87 ± 0.05" in ours
+    assert "exact sign test" in ours  # the rule names its tests
 
 
 # --- charts ---------------------------------------------------------------------------------
@@ -194,6 +361,22 @@ def test_every_chart_builds_with_error_bars(zoo):
     assert any(tr.name == "Pareto frontier" for tr in figs["lat"].data)
     assert not any(XSS in str(tr.name) for tr in figs["K"].data)  # names are escaped for Plotly
     assert len([tr for tr in figs["heat"].data if tr.type == "heatmap"]) == 1  # only mar varies both
+    # FID spans ~80 → ~0.6 (> a decade): the quality axes are logarithmic; latency stays log-log
+    assert figs["K"].layout.yaxis.type == "log" and figs["nfe"].layout.yaxis.type == "log"
+    band = [tr for tr in figs["K"].data if tr.name == charts.FLOOR_NAME]
+    assert len(band) == 1 and band[0].fill == "toself"
+    lo, hi = FLOOR[0] - 2 * FLOOR[1], FLOOR[0] + 2 * FLOOR[1]
+    assert min(band[0].y) == pytest.approx(lo) and max(band[0].y) == pytest.approx(hi)
+    assert min(band[0].x) == 1 and max(band[0].x) == 50
+    s_band = [tr for tr in figs["S"].data if tr.name == charts.FLOOR_NAME]  # one floor per metric and n
+    assert len(s_band) == 1 and max(s_band[0].x) == 64
+
+
+def test_linear_quality_axis_when_values_span_less_than_a_decade(tmp_path):
+    df = load_results(write_run(tmp_path / "r", curve_records("m", "K", K, lambda v, s: 20 + 10 / v + s)))
+    fig = charts.quality_vs_K(df)
+    assert fig.layout.yaxis.type == "linear" and not any(tr.name == charts.FLOOR_NAME for tr in fig.data)
+    assert charts.log_axis([130, 0.5]) and not charts.log_axis([130, 14]) and not charts.log_axis([130, -0.01])
 
 
 def test_pareto_front():

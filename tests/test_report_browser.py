@@ -1,7 +1,7 @@
 """The HTML report in a real headless Chromium: renders offline, no errors, the table as derived.
 
-Needs /usr/bin/chromium (Debian/Ubuntu: `apt-get install -y chromium`) and the Python
-`playwright` package (dev extra; no `playwright install` — we drive the system Chromium).
+Needs /usr/bin/chromium (`make test` installs Debian's `chromium` through `make browser`) and the
+Python `playwright` package (dev extra; no `playwright install` — we drive the system Chromium).
 Missing either is a test FAILURE, not a skip: the report's promise is that it works in a browser.
 """
 
@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from report_fixtures import XSS, synthetic_zoo
+from report_fixtures import EMOJI, XSS, synthetic_zoo
 
+from scalebench.report.charts import FLOOR_NAME
 from scalebench.report.table import scalability_table
 from scalebench.report.tablefmt import table_display
 from scalebench.results import load_results
@@ -21,6 +22,18 @@ from scalebench.results import load_results
 CHROMIUM = os.environ.get("SCALEBENCH_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAYOUT = """() => {
+  const top = sel => document.querySelector(sel).getBoundingClientRect().top + window.scrollY;
+  const colour = kind => getComputedStyle(document.querySelector('td.v-' + kind)).color;
+  const blocks = Array.from(document.body.children).filter(e => e.tagName !== 'SCRIPT' && !e.id.startsWith('js-plotly'));
+  return {
+    tableTop: top('#scalability-table'), firstChartTop: top('div.plotly-chart'),
+    provenanceTop: top('details#provenance'), provenanceOpen: document.querySelector('details#provenance').open,
+    lastBlock: blocks[blocks.length - 1].id, text: document.body.innerText,
+    verdictColours: {yes: colour('yes'), no: colour('no'), unsure: colour('unsure')},
+    qualityAxis: document.getElementById('chart-quality_vs_K')._fullLayout.yaxis.type,
+  };
+}"""
 ALL_RENDERED = """() => {
   const divs = Array.from(document.querySelectorAll('div.plotly-chart'));
   return divs.length > 0 && divs.every(d => d.querySelector('.main-svg'));
@@ -29,9 +42,9 @@ ALL_RENDERED = """() => {
 
 def _require_browser():
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: the report's browser test needs it. "
-                    "Install it (Debian/Ubuntu: `apt-get install -y chromium`) or set SCALEBENCH_CHROMIUM.",
-                    pytrace=False)
+        pytest.fail(f"Chromium not found at {CHROMIUM}: the report's browser test needs it. Run `make browser` "
+                    "(as root or with sudo: installs Debian's chromium), `apt-get install -y chromium`, "
+                    "or set SCALEBENCH_CHROMIUM.", pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -79,6 +92,7 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
                 "trs => trs.map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent))")
             legend = page.eval_on_selector_all(".legendtext", "es => es.map(e => e.textContent)")
             scripts = page.evaluate("document.querySelectorAll('script:not([type=\"application/json\"])').length")
+            layout = page.evaluate(LAYOUT)
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
@@ -94,6 +108,15 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
     assert rows == expected.values.tolist()
     assert XSS in " ".join(legend)  # Plotly shows the escaped name literally
     assert scripts == 2  # plotly.js + the loader; no injected <script>
+    # top-down: the table, then the charts; provenance is the last block and starts collapsed
+    assert layout["tableTop"] < layout["firstChartTop"] < layout["provenanceTop"]
+    assert layout["provenanceOpen"] is False and layout["lastBlock"] == "provenance"
+    assert not EMOJI.search(layout["text"]), EMOJI.findall(layout["text"])
+    colours = layout["verdictColours"]  # coloured marks: green / red / amber, not emoji glyphs
+    assert colours["yes"] == "rgb(23, 107, 29)" and colours["no"] == "rgb(170, 17, 17)"
+    assert colours["unsure"] == "rgb(138, 90, 0)"
+    assert layout["qualityAxis"] == "log"  # FID ~80 → ~0.6 in the zoo
+    assert FLOOR_NAME in legend
     assert load_s < 15
 
 

@@ -1,7 +1,11 @@
 """Plotly figures of the tidy results: one function per view, each `(df, metric) -> Figure`.
 
 Points are averaged over seeds; where a point has several seeds the error bars are ±1
-standard deviation over seeds (latency with one seed shows its p10–p90 instead). Method
+standard deviation over seeds (latency with one seed shows its p10–p90 instead). Averages
+refuse to mix n, dtype, device or dataset within a method (`check_homogeneous`). A quality
+axis is logarithmic when its values are positive and span more than a decade (FID 130 → 0.5),
+and when the records carry a data floor (`metrics["<metric>_floor"]`, `..._floor_sd`) the
+quality charts draw it as a grey band, mean ± `FLOOR_Z` sd, with a dotted line at the mean. Method
 names are HTML-escaped before they reach Plotly, whose text renderer interprets a subset
 of HTML: escaped, a generator called `<script>` is shown literally (Plotly decodes the
 entities for display) and cannot inject markup; Plotly's JSON encoder additionally writes
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,12 +24,61 @@ import plotly.graph_objects as go
 
 from scalebench.errors import ResultsError
 from scalebench.metrics import METRICS
-from scalebench.report.table import check_metric
+from scalebench.report.table import check_homogeneous, check_metric, method_floor
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd"]
 SEED_NOTE = "error bars: ±1 s.d. over seeds"
 POINT = ["generator", "sampler", "S", "K"]
+FLOOR_Z = 2.0  # the band drawn is floor mean ± FLOOR_Z sd (DecisionRule.floor_z's default)
+FLOOR_NAME = "data floor (real data, ±2 sd)"
+DECADE = 10.0  # a quality axis goes logarithmic when max/min of the plotted values exceeds this
+
+
+def log_axis(values: Iterable[float]) -> bool:
+    """True when every finite value is positive and they span more than a decade."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    return bool(len(v) >= 2 and (v > 0).all() and v.max() / v.min() > DECADE)
+
+
+def floors(df: pd.DataFrame, metric: str) -> list[tuple[float, float]]:
+    """Distinct (mean, sd) data floors of `metric` over the methods in `df` (usually one)."""
+    ok = df[(df["status"] == "ok")]
+    out: list[tuple[float, float]] = []
+    for _, g in ok.groupby(["generator", ok["sampler"].fillna("default")], sort=True):
+        f = method_floor(g, metric)
+        if f is not None and not any(math.isclose(f.mean, a) and math.isclose(f.sd, b) for a, b in out):
+            out.append((f.mean, f.sd))
+    return out
+
+
+def add_floor_band(fig: go.Figure, df: pd.DataFrame, metric: str, x: Iterable[float]) -> list[tuple[float, float]]:
+    """Draw each distinct floor of `metric` as a band (mean ± FLOOR_Z sd) across the x range."""
+    xs = [float(v) for v in x if v is not None and np.isfinite(v) and v > 0]
+    found = floors(df, metric)
+    if not xs or not found:
+        return found
+    x0, x1 = min(xs), max(xs)
+    for i, (mean, sd) in enumerate(found):
+        lo, hi = mean - FLOOR_Z * sd, mean + FLOOR_Z * sd
+        name = FLOOR_NAME if len(found) == 1 else f"{FLOOR_NAME} #{i + 1}"
+        fig.add_trace(go.Scatter(
+            x=[x0, x1, x1, x0, x0], y=[lo, lo, hi, hi, lo], fill="toself", mode="lines", name=name,
+            fillcolor="rgba(120,120,120,0.22)", line={"width": 0}, hoverinfo="skip", legendgroup=name))
+        fig.add_trace(go.Scatter(
+            x=[x0, x1], y=[mean, mean], mode="lines", line={"color": "#555", "dash": "dot", "width": 1},
+            name=f"floor {mean:.3g} ± {sd:.2g}", legendgroup=name, showlegend=False,
+            hovertemplate=f"data floor {mean:.4g} ± {sd:.3g} (±{FLOOR_Z:g} sd band)<extra></extra>"))
+    return found
+
+
+def _quality_log(fig: go.Figure, means: Iterable[float], found: list[tuple[float, float]]) -> bool:
+    """Switch the y axis to log when the plotted quality values (and floor means) span a decade."""
+    vals = list(means) + [m for m, _ in found]
+    use = log_axis(vals)
+    if use:
+        fig.update_yaxes(type="log")
+    return use
 
 
 def method_label(generator: object, sampler: object) -> str:
@@ -60,6 +113,7 @@ def aggregate(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per point (generator, sampler, S, K): mean/sd/n over seeds of `metric` and mean costs."""
     ok = df[(df["status"] == "ok") & (df["metric"] == metric) & df["value"].notna()].copy()
     ok["sampler"] = ok["sampler"].fillna("default")
+    check_homogeneous(ok, ["generator", "sampler"], f"{metric} values")
     for c in ("S", "K"):
         ok[c] = ok[c].astype(int)
     g = ok.groupby(POINT, sort=True)
@@ -108,7 +162,9 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
             line={"color": col[method]}, customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
+    found = add_floor_band(fig, df, metric, agg[axis])
     _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
+    _quality_log(fig, agg["mean"], found)
     return _ticks(fig, agg[axis])
 
 
@@ -167,8 +223,10 @@ def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nf
                                  text=front["method"] + " S=" + front["S"].astype(str) + " K=" + front["K"].astype(str),
                                  hovertemplate="%{text}<br>cost %{x:.4g}<br>%{y:.4g}"))
     suffix = " with the Pareto frontier across methods" if pareto else ""
-    return _layout(fig, f"{metric} vs {COSTS[cost]}{suffix} — {SEED_NOTE}", COSTS[cost], _metric_title(metric),
-                   logx=True)
+    found = add_floor_band(fig, df, metric, agg[cost])
+    _layout(fig, f"{metric} vs {COSTS[cost]}{suffix} — {SEED_NOTE}", COSTS[cost], _metric_title(metric), logx=True)
+    _quality_log(fig, agg["mean"], found)
+    return fig
 
 
 def quality_vs_nfe(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
@@ -203,12 +261,16 @@ def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
         return _layout(fig, f"{metric} over S × K", "", "")
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.08)
     reverse = METRICS[metric].better == "lower"
+    logz = log_axis(agg.loc[agg["method"].isin(methods), "mean"])
     for i, m in enumerate(methods, 1):
         wide = agg[agg["method"] == m].pivot_table(index="S", columns="K", values="mean")
+        z = wide.to_numpy(dtype=float)
         fig.add_trace(go.Heatmap(
-            z=wide.to_numpy(), x=[str(k) for k in wide.columns], y=[str(s) for s in wide.index],
-            colorscale="Viridis", reversescale=reverse, texttemplate="%{z:.3g}", showscale=(i == len(methods)),
-            name=m, hovertemplate="S=%{y} K=%{x}<br>%{z:.4g}<extra>" + m + "</extra>"), row=1, col=i)
+            z=np.log10(z) if logz else z, text=[["" if np.isnan(v) else f"{v:.3g}" for v in row] for row in z],
+            x=[str(k) for k in wide.columns], y=[str(s) for s in wide.index], colorscale="Viridis",
+            reversescale=reverse, texttemplate="%{text}", showscale=(i == len(methods)),
+            colorbar={"title": {"text": f"log10 {html.escape(metric)}" if logz else html.escape(metric)}},
+            name=m, hovertemplate="S=%{y} K=%{x}<br>%{text}<extra>" + m + "</extra>"), row=1, col=i)
         fig.update_xaxes(title_text="K", type="category", row=1, col=i)
         fig.update_yaxes(title_text="S", type="category", row=1, col=i)
     fig.update_layout(title=html.escape(f"{metric} over S × K (mean over seeds; brighter is better)"),
@@ -224,6 +286,7 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     if ok.empty:
         raise ResultsError("the results hold no latency values (every point failed?)")
     ok["sampler"] = ok["sampler"].fillna("default")
+    check_homogeneous(ok, ["generator", "sampler"], "latencies")
     ok[["S", "K"]] = ok[["S", "K"]].astype(int)
     g = ok.groupby(POINT, sort=True)
     agg = g["latency_s"].agg(mean="mean", sd="std", n="count").reset_index()

@@ -20,7 +20,7 @@ def table_cmd(
     wide: Annotated[bool, typer.Option("--wide", help="evidence as table columns instead of lines below")] = False,
     csv: Annotated[Path | None, typer.Option("--csv", help="also write the full table (all evidence numbers) as CSV")] = None,
 ) -> None:
-    """Print the measured 2-axis scalability table (✅ improves with more steps, ❌ does not, — fixed)."""
+    """Print the measured 2-axis scalability table (▲ improves, ■ no gain, ? inconclusive, — fixed)."""
 
     from scalebench.report.table import known_cards, scalability_table
     from scalebench.report.tablefmt import markdown_table, render_terminal_evidence, render_terminal_table
@@ -48,7 +48,7 @@ def report_cmd(
     metric: Annotated[str | None, typer.Option(help="quality metric to judge by (default: fid, else the first present)")] = None,
     png: Annotated[bool, typer.Option("--png", help="also write static PNGs of every chart (needs Chromium)")] = False,
 ) -> None:
-    """Write a self-contained HTML report (works offline): provenance, the 2-axis table, charts, samples."""
+    """Write a self-contained HTML report (works offline): the 2-axis table, charts, samples, provenance."""
 
     from scalebench.report.html import write_report
 

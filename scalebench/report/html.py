@@ -1,4 +1,5 @@
-"""The self-contained HTML report: provenance, the 2-axis table, every chart, sample grids.
+"""The self-contained HTML report, read top-down: the 2-axis table, the main charts, more
+charts, sample grids, and provenance last (collapsed).
 
 `index.html` opens offline with no network request: plotly.js is inlined from the plotly
 package, figures are JSON in `<script type="application/json">` blocks (Plotly's encoder
@@ -25,7 +26,7 @@ import plotly.graph_objects as go
 from scalebench.atomic import atomic_write_text
 from scalebench.report import charts
 from scalebench.report.table import TABLE_COLUMNS, known_cards, quality_metrics, scalability_table
-from scalebench.report.tablefmt import DISPLAY_COLUMNS, markdown_table, table_display
+from scalebench.report.tablefmt import DISPLAY_COLUMNS, KINDS, LABELS, markdown_table, table_display
 from scalebench.report.trend import DecisionRule
 from scalebench.results import load_results, read_manifest, run_dirs
 
@@ -44,12 +45,16 @@ def esc(v: Any) -> str:
 
 @dataclass
 class Chart:
-    """One figure on the page: a stable id (file name of its PNG), a heading, the figure."""
+    """One figure on the page: a stable id (file name of its PNG), a heading, the figure.
+
+    `section`: "main" (right under the table), "more" (costs, heatmap, latency), "other"
+    (the other quality metrics) or "samples".
+    """
 
     id: str
     heading: str
     figure: go.Figure
-    section: str = "charts"
+    section: str = "main"
 
 
 def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, Any] | None = None,
@@ -60,11 +65,11 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
         out += [
             Chart("quality_vs_K", f"{metric} vs refinement steps K", charts.quality_vs_K(df, metric)),
             Chart("quality_vs_S", f"{metric} vs sequence steps S", charts.quality_vs_S(df, metric)),
-            Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric)),
-            Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric)),
             Chart("quality_vs_latency", f"{metric} vs latency, Pareto frontier",
                   charts.quality_vs_latency(df, metric)),
-            Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric)),
+            Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric), "more"),
+            Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric), "more"),
+            Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric), "more"),
         ]
     if ((df["metric"] == "latency_s") & (df["status"] == "ok") & df["value"].notna()).any():
         out += [Chart("latency_vs_S", "latency vs S", charts.latency_vs_S(df)),
@@ -76,14 +81,18 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
                       charts.quality_vs_S(df, "peak_mem_bytes"), "more")]
     for m in quality_metrics(df):
         if m != metric:
-            out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "more"))
-            out.append(Chart(f"{m}_vs_S", f"{m} vs S", charts.quality_vs_S(df, m), "more"))
+            out.append(Chart(f"{m}_vs_K", f"{m} vs K", charts.quality_vs_K(df, m), "other"))
+            out.append(Chart(f"{m}_vs_S", f"{m} vs S", charts.quality_vs_S(df, m), "other"))
     for i, ((gen, sampler), chosen) in enumerate(sorted((points or {}).items())):
         grids = {label: previews[pid] for label, pid in chosen if previews and pid in previews}
         if grids:
             name = gen if sampler in ("default", "") else f"{gen}/{sampler}"
             out.append(Chart(f"samples_{i:02d}", f"samples: {name}",
                              charts.sample_grid(grids, title=f"samples: {name}"), "samples"))
+    if metric is not None:  # latency is a main view only for a speed-only run
+        for c in out:
+            if c.id.startswith("latency_vs_"):
+                c.section = "more"
     return out
 
 
@@ -127,8 +136,10 @@ def _table_html(table_df: pd.DataFrame) -> str:
         cells = []
         for c in DISPLAY_COLUMNS:
             v = str(r[c])
-            cls = {"✅": "yes", "❌": "no", "—": "fixed", "?": "nodata"}.get(v, "") if c in ("S", "K", "seed S", "seed K") \
+            cls = f"v{' seed' if c.startswith('seed') else ''} v-{_KIND_OF_LABEL[v]}" \
+                if c in ("S", "K", "seed S", "seed K") and v in _KIND_OF_LABEL \
                 else ("agree" if c == "agrees" and v == "yes" else "disagree" if c == "agrees" and v.startswith("no")
+                      else "unsure" if c == "agrees" and v.startswith("?") else "floor" if c == "floor"
                       else "evidence" if c.endswith("evidence") else "")
             cells.append(f'<td class="{cls}">{esc(v)}</td>' if cls else f"<td>{esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -153,9 +164,13 @@ table.grid{border-collapse:collapse;width:100%;font-size:13px}
 table.grid th,table.grid td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}
 table.grid thead th{background:#f4f4f4;position:sticky;top:0}
 tr.group th{background:#eef3fb;text-transform:uppercase;letter-spacing:.04em;font-size:12px}
-td.yes,td.no,td.fixed,td.nodata{text-align:center;font-size:16px}td.yes{background:#e3f5e1}td.no{background:#fbe3e3}
-td.nodata{background:#fff6d6}td.evidence{font-size:12px;color:#444;max-width:420px}
-td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}
+td.v{text-align:center;white-space:nowrap;font-weight:600}td.v-yes{background:#e3f5e1;color:#176b1d}
+td.v-no{background:#fbe3e3;color:#a11}td.v-unsure{background:#fff3cd;color:#8a5a00}
+td.v-fixed,td.v-nodata{color:#666}td.v.seed{background:none;font-weight:500}td.floor{white-space:nowrap}td.evidence{font-size:12px;color:#444;max-width:420px}
+td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}td.unsure{color:#8a5a00}
+.legend span{white-space:nowrap;margin-right:10px;font-weight:600}.legend .v-yes{color:#176b1d}
+.legend .v-no{color:#a11}.legend .v-unsure{color:#8a5a00}.legend .v-fixed{color:#666}
+details#provenance{margin-top:32px}details#provenance>summary{font-size:1.3em;font-weight:600;cursor:pointer}
 table.kv th{text-align:right;padding-right:10px;color:#555;font-weight:500}table.kv td{font-family:ui-monospace,monospace}
 .run{display:inline-block;vertical-align:top;margin:0 24px 12px 0}
 figure.chart{margin:14px 0}figure.samples{display:inline-block;margin-right:12px}
@@ -175,9 +190,22 @@ LOADER = """
 """
 
 
+_KIND_OF_LABEL = {lab: KINDS[v] for v, lab in LABELS.items()}
+
+
+def _legend_html() -> str:
+    from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE
+
+    items = [(IMPROVES, "better by at least the metric's minimum effect, shown by a test over seeds"),
+             (FLAT, "significantly less than that: flat or worse"),
+             (INCONCLUSIVE, "cannot tell: too few seeds, within the noise, or at the data floor"),
+             (FIXED, "the axis is fixed for this method")]
+    return "".join(f'<span class="v-{KINDS[v]}">{esc(LABELS[v])}</span>{esc(text)}. ' for v, text in items)
+
+
 def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapping[str, dict[str, Any]],
                 df: pd.DataFrame, rule: DecisionRule, pngs: Iterable[Path] = ()) -> str:
-    """The page as one string (plotly.js inlined)."""
+    """The page as one string (plotly.js inlined), top-down: table, main charts, more, samples, provenance."""
     import plotly
 
     plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
@@ -185,12 +213,28 @@ def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapp
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
     from scalebench import __version__ as sb_version
 
-    sections = {"charts": [], "more": [], "samples": []}
+    sections: dict[str, list[str]] = {"main": [], "more": [], "other": [], "samples": []}
     for c in chart_list:
         sections[c.section].append(_chart_html(c))
     png_links = "".join(f'<li><a href="png/{esc(p.name)}">{esc(p.name)}</a></li>' for p in pngs)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    more = (f"<h2>Other quality metrics</h2>{''.join(sections['more'])}" if sections["more"] else "")
+    more = f"<h2>More charts: costs, S × K, latency</h2>{''.join(sections['more'])}" if sections["more"] else ""
+    other = f"<h2>Other quality metrics</h2>{''.join(sections['other'])}" if sections["other"] else ""
+    has_floor = "floor" in table_df.columns and table_df["floor"].notna().any()
+    floor_note = (f"The grey band in the charts is the data floor: {esc(metric)} of real held-out data against the "
+                  f"reference, mean ± {rule.floor_z:g} sd; values inside it cannot be told apart from real data."
+                  if has_floor else "No data floor is recorded in these results, so no floor band is drawn.")
+    chart_note = (f"{floor_note} Quality axes are logarithmic where the values span more than a decade."
+                  if len(table_df) else "A speed-only run: latency per sample, log–log.")
+    if len(table_df):
+        table_block = f"""<p class="note">Quality metric <b>{esc(metric)}</b> ({esc(better)} is better).
+Seed columns: the seed document's classification of the family; <i>agrees</i> compares only the conclusive
+cells with it. Methods varying both axes are judged at the other axis's largest value (see the evidence).</p>
+<p class="legend note">{_legend_html()}</p>
+{_table_html(table_df)}
+<details><summary>How the verdicts are decided</summary><p class="note">{esc(rule.describe())}</p></details>"""
+    else:
+        table_block = f'<p id="no-table">{esc(NO_TABLE)}</p>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
@@ -201,22 +245,21 @@ def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapp
 <h1>scalebench report</h1>
 <p class="note">Measured inference-time scaling along S (sequential commit steps) and K (refinement steps).
 Generated {esc(generated)} by scalebench {esc(sb_version)}. Works offline; <a href="table.md">table.md</a> ·
-<a href="table.csv">table.csv</a>.</p>
-<h2>Provenance</h2>
-{_provenance_html(manifests, df)}
-<h2>Measured 2-axis scalability table</h2>
-<p class="note">Quality metric <b>{esc(metric)}</b> ({esc(better)} is better). ✅ improves with more steps ·
-❌ varied, no improvement · — fixed for this method · ? no data. Seed columns: the seed document's
-classification of the family; <i>agrees</i> compares them. Rule: {esc(rule.describe())}
-Methods varying both axes are judged at the other axis's largest value (see the evidence).</p>
-{_table_html(table_df) if len(table_df) else f'<p id="no-table">{esc(NO_TABLE)}</p>'}
-<h2>Charts</h2>
-{''.join(sections['charts'])}
+<a href="table.csv">table.csv</a> · provenance at the end.</p>
+<h2 id="table">Measured 2-axis scalability table</h2>
+{table_block}
+<h2 id="charts">Main charts</h2>
+<p class="note">{chart_note}</p>
+{''.join(sections['main'])}
 {more}
+{other}
 <h2>Samples</h2>
 <p class="note">16 stored samples per point: the cheapest and the most expensive grid point of each method.</p>
 {''.join(sections['samples']) or '<p>no previews stored in these results</p>'}
 {f'<h2>Static images</h2><ul>{png_links}</ul>' if png_links else ''}
+<details id="provenance"><summary>Provenance: runs, specs, versions, commits</summary>
+{_provenance_html(manifests, df)}
+</details>
 <script>var CONFIG={json.dumps(PLOTLY_CONFIG)};{LOADER}</script>
 </body></html>
 """

@@ -1,7 +1,7 @@
 """Sample previews for the report: each record stores 16 quantised samples (`record["preview"]`).
 
 The report shows, per method, the samples at its cheapest and its most expensive grid point
-(smallest seed), so the eye can check what the table's ✅/❌ claims.
+(smallest seed), so the eye can check what the table's verdicts claim.
 """
 
 from __future__ import annotations

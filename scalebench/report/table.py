@@ -1,12 +1,13 @@
 """The measured 2-axis scalability table: the seed's table, derived from results instead of asserted.
 
 One row per dataset × generator × sampler, ordered by the seed's five categories. For each
-axis (S, K) the cell is
+axis (S, K) the cell is one of (by the rule in `scalebench.report.trend`)
 
-- ✅ quality improves with more steps (by the rule in `scalebench.report.trend`),
-- ❌ the axis was varied but quality does not improve by that rule,
-- —  the axis is fixed for this method (the card says so, or one value was measured),
-- ?  no finite value of the metric for this method.
+- "improves": quality improves with more steps by at least the metric's minimum effect (a test says so),
+- "no gain": the axis was varied and quality significantly does not improve by that much (flat or worse),
+- "inconclusive": neither can be shown (too few seeds, within the noise, or at the data floor),
+- "fixed": the axis is fixed for this method (the card says so, or one value was measured),
+- "no data": no finite value of the metric for this method.
 
 The primary quality metric is "fid" where present, else the first quality metric of
 `METRICS` present in the results; its direction of "better" comes from `METRICS`.
@@ -15,9 +16,14 @@ Methods varying both axes: each axis is judged at the *largest* value of the oth
 which the judged axis was measured at two or more values (normally the largest value of the
 grid, where the other axis is least a bottleneck); the slice is recorded in `S_at`/`K_at`.
 Only points with status "ok" count; duplicates of a point (same S, K, seed in several runs)
-are averaged. The seed's classification (from `category` via SEED_CATEGORIES) sits beside
-the measured cells, and `agrees` says whether they match: ✅ matches "scales", ❌ and —
-both match "does not scale"; a card's outer loop must match the seed's for "both" rows.
+are averaged, and a method whose points differ in n, dtype, device or dataset is refused
+(ValueError naming the column). The minimum effect is the metric's declared `rel_tolerance`;
+the data floor comes from the records' `metrics["<metric>_floor"]` and
+`metrics["<metric>_floor_sd"]` (see FLOOR_SUFFIX). The seed's classification (from `category`
+via SEED_CATEGORIES) sits beside the measured cells, and `agrees` compares only conclusive
+cells: "improves" matches "scales", "no gain" and "fixed" match "does not scale"; an
+inconclusive cell makes `agrees` "? (…)" unless another cell already disagrees; a card's
+outer loop must match the seed's for "both" rows.
 """
 
 from __future__ import annotations
@@ -31,18 +37,66 @@ import pandas as pd
 from scalebench.api import SEED_CATEGORIES
 from scalebench.errors import ResultsError, UsageError
 from scalebench.metrics import METRICS
-from scalebench.report.trend import FIXED, IMPROVES, NO_DATA, AxisEvidence, DecisionRule, judge_axis
+from scalebench.report.trend import CONCLUSIVE, FIXED, IMPROVES, NO_DATA, AxisEvidence, DecisionRule, Floor, judge_axis
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard
 
 AXES = ("S", "K")
 KEYS = ["dataset", "generator", "sampler"]
-EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end", "rel", "ci_lo", "ci_hi",
-                   "rho", "n_seeds", "reason"]
+EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end", "rel", "min_effect", "test",
+                   "p_up", "p_down", "rho", "n_seeds", "at_floor", "reason"]
 CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
 TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
-                 "seed_S", "seed_K", "seed_outer", "agrees"] + [f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
+                 "seed_S", "seed_K", "seed_outer", "agrees", "floor", "floor_sd"] + [
+                     f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
+SCALES, NOT_SCALES = "scales", "does not scale"
+# The data floor of metric m travels in each record as metrics["m_floor"] and metrics["m_floor_sd"].
+FLOOR_SUFFIX, FLOOR_SD_SUFFIX = "_floor", "_floor_sd"
+# Averaging across runs must not mix these (a ValueError names the one that differs).
+HOMOGENEOUS = ("n", "dtype", "device", "dataset")
+
+
+def is_floor_metric(name: str) -> bool:
+    """True for the floor companions of a declared metric ("fid_floor", "fid_floor_sd")."""
+    for suffix in (FLOOR_SD_SUFFIX, FLOOR_SUFFIX):
+        if name.endswith(suffix) and name[: -len(suffix)] in METRICS:
+            return True
+    return False
+
+
+def check_homogeneous(points: pd.DataFrame, by: list[str], what: str = "points") -> None:
+    """Refuse to average `points` (rows of the tidy table) within a `by` group that mixes n, dtype,
+    device or dataset: raise a ValueError naming the method, the column, its values and their runs."""
+    cols = [c for c in HOMOGENEOUS if c in points.columns]
+    if points.empty or not cols:
+        return
+    for key, g in points.groupby(by, dropna=False, sort=True):
+        for col in cols:
+            vals = g[col].dropna().astype(str).unique()
+            if len(vals) > 1:
+                runs = {v: sorted(g.loc[g[col].astype(str) == v, "run"].dropna().astype(str).unique())
+                        for v in sorted(vals)} if "run" in g.columns else {}
+                where = "; ".join(f"{col}={v}" + (f" in run {', '.join(r)}" if r else "") for v, r in runs.items())
+                name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
+                raise ValueError(f"{name}: refusing to average {what} with different {col} ({where}); report "
+                                 f"those runs separately or pass only runs with one {col}")
+
+
+def method_floor(df: pd.DataFrame, metric: str, mask: pd.Series | None = None) -> Floor | None:
+    """The data floor of `metric` from the ok records selected by `mask` (mean over them), or None.
+
+    Convention: a record carries metrics["<metric>_floor"] (the metric of real held-out data
+    against the reference at the record's n) and optionally metrics["<metric>_floor_sd"] (its
+    spread; 0 when absent).
+    """
+    sel = df if mask is None else df[mask]
+    sel = sel[(sel["status"] == "ok") & np.isfinite(sel["value"])]
+    means = sel.loc[sel["metric"] == metric + FLOOR_SUFFIX, "value"]
+    if means.empty:
+        return None
+    sds = sel.loc[sel["metric"] == metric + FLOOR_SD_SUFFIX, "value"]
+    return Floor(float(means.mean()), float(sds.mean()) if len(sds) else 0.0)
 
 
 def quality_metrics(df: pd.DataFrame) -> list[str]:
@@ -93,13 +147,14 @@ def _first(s: pd.Series) -> Any:
 
 
 def _judge(points: pd.DataFrame, axis: str, other: str, better: str, rule: DecisionRule,
-           fixed_by_card: bool) -> tuple[AxisEvidence, str]:
+           fixed_by_card: bool, min_effect: float, floor: Floor | None) -> tuple[AxisEvidence, str]:
     """Evidence for `axis` of one method; `points` has columns S, K, seed, value."""
+    fl = (floor.mean, floor.sd) if floor is not None else (np.nan, np.nan)
     if fixed_by_card:
         vals = tuple(sorted(int(v) for v in points[axis].unique()))
-        return AxisEvidence(FIXED, "fixed by the method card", vals), ""
+        return AxisEvidence(FIXED, "fixed by the method card", vals, floor=fl[0], floor_sd=fl[1]), ""
     if points.empty:
-        return AxisEvidence(NO_DATA, "no values for this metric"), ""
+        return AxisEvidence(NO_DATA, "no values for this metric", floor=fl[0], floor_sd=fl[1]), ""
     other_vals = sorted(points[other].unique(), reverse=True)
     at, sl = "", None
     for b in other_vals:
@@ -109,26 +164,30 @@ def _judge(points: pd.DataFrame, axis: str, other: str, better: str, rule: Decis
             break
     if sl is None:
         if points[axis].nunique() >= 2:  # varied only together with the other axis
-            return AxisEvidence(NO_DATA, f"{axis} never varied at a fixed {other}"), ""
+            return AxisEvidence(NO_DATA, f"{axis} never varied at a fixed {other}", floor=fl[0], floor_sd=fl[1]), ""
         sl = points
     wide = sl.pivot_table(index="seed", columns=axis, values="value", aggfunc="mean")
-    ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule)
+    ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule,  # type: ignore[arg-type]
+                    min_effect=min_effect, floor=floor)
     return ev, at
 
 
 def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -> str:
+    """"yes", "no (axes)", or "? (axis verdict)": only conclusive cells are compared with the seed."""
     seed = SEED_CATEGORIES.get(category or "")
     if seed is None:
         return "?"
-    wrong = []
+    wrong, unsure = [], []
     for axis, scales in zip(AXES, seed[:2], strict=True):
-        if cells[axis] == NO_DATA:
-            return "?"
-        if (cells[axis] == IMPROVES) != scales:
+        if cells[axis] not in CONCLUSIVE:
+            unsure.append(f"{axis} {cells[axis]}")
+        elif (cells[axis] == IMPROVES) != scales:
             wrong.append(axis)
     if seed[2] is not None and outer is not None and outer != seed[2]:
         wrong.append("outer")
-    return "yes" if not wrong else f"no ({', '.join(wrong)})"
+    if wrong:
+        return f"no ({', '.join(wrong)})"
+    return f"? ({', '.join(unsure)})" if unsure else "yes"
 
 
 def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: DecisionRule = DecisionRule(),
@@ -142,12 +201,14 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     """
     metric = check_metric(df, metric)
     better = METRICS[metric].better
+    min_effect = METRICS[metric].rel_tolerance
     cards = cards or {}
     # a point that failed before its generator loaded has no dataset: give it its generator's
     df = df.assign(dataset=df["dataset"].fillna(df["generator"].map(
         df.dropna(subset=["dataset"]).groupby("generator")["dataset"].first())))
     ok = df[(df["status"] == "ok")]
     data = ok[(ok["metric"] == metric) & np.isfinite(ok["value"])]
+    check_homogeneous(data, KEYS, f"{metric} values")
     rows = []
     for key, g in df[df["generator"].notna()].groupby(KEYS, dropna=False, sort=True):
         dataset, generator, sampler = key
@@ -164,18 +225,21 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
             "generator": generator, "sampler": sampler, "family": _first(g["family"]) or (card.family if card else None),
             "metric": metric, "better": better, "outer": outer,
         }
+        floor = method_floor(ok, metric, (ok["generator"] == generator) & (ok["sampler"].fillna("") == (sampler or ""))
+                             & (ok["dataset"].fillna("") == (dataset or "")))
+        row["floor"], row["floor_sd"] = (floor.mean, floor.sd) if floor is not None else (np.nan, np.nan)
         cells = {}
         for axis, other in (("S", "K"), ("K", "S")):
             fixed = bool(card is not None and getattr(card, axis).is_fixed)
-            ev, at = _judge(pts, axis, other, better, rule, fixed)
+            ev, at = _judge(pts, axis, other, better, rule, fixed, min_effect, floor)
             cells[axis] = row[axis] = ev.verdict
             for f, v in ev.to_dict().items():
-                if f != "verdict":
+                if f not in ("verdict", "floor", "floor_sd"):
                     row[f"{axis}_{f}"] = v
             row[f"{axis}_at"] = at
         seed = SEED_CATEGORIES.get(category or "")
-        row["seed_S"] = ("✅" if seed[0] else "❌") if seed else "?"
-        row["seed_K"] = ("✅" if seed[1] else "❌") if seed else "?"
+        row["seed_S"] = (SCALES if seed[0] else NOT_SCALES) if seed else "?"
+        row["seed_K"] = (SCALES if seed[1] else NOT_SCALES) if seed else "?"
         row["seed_outer"] = (seed[2] or "—") if seed else "?"
         row["agrees"] = _agreement(cells, category, outer)
         rows.append(row)

@@ -2,6 +2,8 @@
 
 All three renderings (and the HTML page) go through `table_display`, so the terminal, the
 Markdown file, the CSV and the browser show the same cells — which the browser test checks.
+Verdict marks are geometric shapes from the WGL4 set (▲ ■ ? —), present in every common
+font, never emoji: the page renders the same without an emoji font.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scalebench.report.trend import FIXED, IMPROVES, NO_DATA
+from scalebench.report.table import NOT_SCALES, SCALES
+from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE, NO_DATA
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
     from rich.text import Text
 
 DISPLAY_COLUMNS = ["category", "generator", "sampler", "S", "K", "outer", "seed S", "seed K", "seed outer",
-                   "agrees", "S evidence", "K evidence"]
+                   "agrees", "floor", "S evidence", "K evidence"]
+# verdict → mark shown in every rendering; CSS class / rich style per verdict
+LABELS = {IMPROVES: "▲ improves", FLAT: "■ no gain", INCONCLUSIVE: "? inconclusive", FIXED: "— fixed",
+          NO_DATA: "· no data", SCALES: "▲ scales", NOT_SCALES: "■ does not"}
+KINDS = {IMPROVES: "yes", FLAT: "no", INCONCLUSIVE: "unsure", FIXED: "fixed", NO_DATA: "nodata",
+         SCALES: "yes", NOT_SCALES: "no"}
+LEGEND = ("▲ improves: better by at least the metric's minimum effect, shown by a test over seeds · "
+          "■ no gain: significantly less than that (flat or worse) · ? inconclusive: cannot tell (too few seeds, "
+          "within the noise, or at the data floor) · — fixed for this method · · no data")
 
 
 def _str(v: Any, empty: str = "") -> str:
@@ -35,12 +46,22 @@ def _num(v: Any) -> str:
     return f"{float(v):.4g}"
 
 
-def _pct(v: float) -> str:
-    return "nan" if v is None or math.isnan(v) else f"{v:+.0%}"
+def label(verdict: Any) -> str:
+    """The displayed mark of a verdict (or of the seed's scales / does not scale)."""
+    return LABELS.get(_str(verdict), _str(verdict, "?"))
+
+
+def floor_text(row: pd.Series) -> str:
+    """The data floor of the row's metric as 'mean ± sd', or '—' when the records carry none."""
+    f, sd = row.get("floor"), row.get("floor_sd")
+    if f is None or pd.isna(f):
+        return "—"
+    return f"{_num(f)} ± {_num(sd)}" if sd is not None and not pd.isna(sd) else _num(f)
 
 
 def evidence_text(row: pd.Series, axis: str) -> str:
-    """One line of evidence for a cell: range, metric at both ends, improvement, CI, ρ, seeds."""
+    """One line of evidence: range, metric at both ends, then the rule's reason (improvement vs the
+    minimum effect, the test and its p-value, ρ), the seeds and the slice."""
     p = f"{axis}_"
     verdict, reason = row[axis], row[p + "reason"]
     if verdict in (FIXED, NO_DATA) or not isinstance(row[p + "lo"], int | float) or pd.isna(row[p + "lo"]):
@@ -49,15 +70,14 @@ def evidence_text(row: pd.Series, axis: str) -> str:
     lo, hi, end_at = int(row[p + "lo"]), int(row[p + "hi"]), row[p + "end_at"]
     text = f"{axis} {lo}→{hi}: {metric} {_num(row[p + 'q_lo'])}→{_num(row[p + 'q_hi'])}"
     if not pd.isna(end_at) and int(end_at) != hi:
-        text += f" (best {_num(row[p + 'q_end'])} @{int(end_at)})"
-    text += f", improvement {_pct(row[p + 'rel'])}"
-    if int(row[p + "n_seeds"]) >= 2:
-        text += f" CI [{_pct(row[p + 'ci_lo'])}, {_pct(row[p + 'ci_hi'])}]"
-    text += f", ρ={float(row[p + 'rho']):+.2f}, {int(row[p + 'n_seeds'])} seed{'s' if int(row[p + 'n_seeds']) != 1 else ''}"
+        text += f" (end = mean at {axis}≥{int(end_at)}: {_num(row[p + 'q_end'])})"
+    text += f"; {reason}"
+    n = int(row[p + "n_seeds"])
+    text += f"; {n} seed{'s' if n != 1 else ''}"
+    if verdict == IMPROVES and _str(row.get(p + "at_floor")) == "end":
+        text += ", ends inside the floor band (gain counted down to its edge)"
     if row[p + "at"]:
         text += f", at {row[p + 'at']}"
-    if verdict != IMPROVES:
-        text += f" — {reason}"
     return text
 
 
@@ -67,8 +87,8 @@ def table_display(table_df: pd.DataFrame) -> pd.DataFrame:
     for _, r in table_df.iterrows():
         rows.append([
             _str(r["category"]), _str(r["generator"]), _str(r["sampler"]),
-            str(r["S"]), str(r["K"]), _str(r["outer"], "—") or "—", str(r["seed_S"]), str(r["seed_K"]),
-            str(r["seed_outer"]), str(r["agrees"]), evidence_text(r, "S"), evidence_text(r, "K"),
+            label(r["S"]), label(r["K"]), _str(r["outer"], "—") or "—", label(r["seed_S"]), label(r["seed_K"]),
+            str(r["seed_outer"]), str(r["agrees"]), floor_text(r), evidence_text(r, "S"), evidence_text(r, "K"),
         ])
     return pd.DataFrame(rows, columns=DISPLAY_COLUMNS)
 
@@ -82,16 +102,16 @@ def markdown_table(table_df: pd.DataFrame) -> str:
     d = table_display(table_df)
     metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
-    lines = [f"Quality metric: **{_md_cell(metric)}** ({_md_cell(better)} is better). "
-             "✅ improves with more steps · ❌ varied, no improvement · — fixed · ? no data", "",
+    lines = [f"Quality metric: **{_md_cell(metric)}** ({_md_cell(better)} is better). {_md_cell(LEGEND)}", "",
              "| " + " | ".join(DISPLAY_COLUMNS) + " |", "|" + "---|" * len(DISPLAY_COLUMNS)]
     for _, r in d.iterrows():
         lines.append("| " + " | ".join(_md_cell(str(v)) for v in r) + " |")
     return "\n".join(lines) + "\n"
 
 
-_SHORT = ("category", "S", "K", "outer", "seed S", "seed K", "seed outer", "agrees")
-_STYLE = {IMPROVES: "green", "❌": "red", FIXED: "dim", NO_DATA: "yellow"}
+_SHORT = ("category", "S", "K", "outer", "seed S", "seed K", "seed outer", "agrees", "floor")
+_STYLE = {LABELS[IMPROVES]: "green", LABELS[FLAT]: "red", LABELS[INCONCLUSIVE]: "yellow", LABELS[FIXED]: "dim",
+          LABELS[NO_DATA]: "dim", LABELS[SCALES]: "green", LABELS[NOT_SCALES]: "red"}
 
 
 def render_terminal_evidence(table_df: pd.DataFrame) -> Text:
@@ -103,9 +123,8 @@ def render_terminal_evidence(table_df: pd.DataFrame) -> Text:
     for _, r in d.iterrows():
         name = r["generator"] + (f"/{r['sampler']}" if r["sampler"] not in ("", "default") else "")
         for axis in ("S", "K"):
-            if r[axis] not in (FIXED,):
-                label = f"{r[axis]} {name}" + (f" {axis}: " if r[axis] == NO_DATA else ": ")
-                out.append(label, style=_STYLE.get(r[axis], ""))
+            if r[axis] != LABELS[FIXED]:
+                out.append(f"{r[axis]} {name} {axis}: ", style=_STYLE.get(r[axis], ""))
                 out.append(r[f"{axis} evidence"] + "\n")
     return out
 
@@ -123,7 +142,7 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
     metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
     t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False)
-    cols = DISPLAY_COLUMNS if evidence else DISPLAY_COLUMNS[:10]
+    cols = DISPLAY_COLUMNS if evidence else DISPLAY_COLUMNS[:11]
     for c in cols:
         t.add_column(c, overflow="fold", no_wrap=c in _SHORT, min_width=10 if c in ("generator", "sampler") else None,
                      justify="center" if c in ("S", "K", "seed S", "seed K") else "left")
@@ -136,7 +155,8 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
         for c in cols:
             v = str(r[c])
             style = _STYLE.get(v, "") if c in ("S", "K", "seed S", "seed K") else (
-                "green" if c == "agrees" and v == "yes" else "red" if c == "agrees" and v.startswith("no") else "")
+                "green" if c == "agrees" and v == "yes" else "red" if c == "agrees" and v.startswith("no")
+                else "yellow" if c == "agrees" and v.startswith("?") else "")
             cells.append(Text(v, style=style))
         t.add_row(*cells)
     return t

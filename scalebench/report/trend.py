@@ -1,26 +1,36 @@
 """The decision rule for one axis of one method: does quality improve with more steps?
 
 Input is a seeds × axis-values matrix of one quality metric (NaN where a point is missing),
-the axis values, and the metric's direction of "better" (from `METRICS`, never the name).
-The rule is written once here and in docs/scalability-table.md:
+the axis values, the metric's direction of "better" (from `METRICS`, never the name), its
+minimum effect (`MetricSpec.rel_tolerance`) and, when the records carry one, the metric's
+**data floor** (the metric of real held-out data against the reference, mean ± sd). The rule
+is written once here and in docs/scalability-table.md.
 
-- **start** = mean over seeds at the smallest axis value; **end** = the best of the means at
-  the largest `top` axis values (`top` = min(2, half the values), so a saturated curve whose
-  last point wobbles still counts, but a mid-curve dip does not); with two values, end is
-  the largest.
-- **rel** = relative improvement start → end, signed so that positive means better:
-  (start − end) / |start| for lower-is-better, (end − start) / |start| for higher.
-- **ρ** = Spearman rank correlation of axis value with the mean curve's goodness (+1 =
-  quality improves at every step; ties averaged; a constant curve gives 0).
-- **CI** = percentile bootstrap over seeds (seeds resampled as whole curves, so the pairing
-  of points that share a seed is kept) of rel, recomputing start, end and the choice of end.
+Per seed s (a seed is usable when it has the smallest axis value and one of the tail values):
 
-Verdict: "—" when fewer than two axis values were measured. With ≥ 2 seeds, "✅" needs all of
-CI lower bound > 0, rel ≥ `min_effect` (10 %), and ρ > 0. With one seed there is no CI, so
-the bar is higher: rel ≥ `single_seed_min_effect` (25 %) and ρ ≥ `single_seed_min_rho` (0.5)
-when three or more values were measured. Anything else is "❌", with the failed conditions in
-`reason`. A flat noisy curve fails the effect size and the CI; an improves-then-saturates
-curve passes because start → end is large and ρ stays positive.
+- goodness g = −q (lower is better) or +q (higher is better). With a floor, the band is
+  floor mean ± `floor_z`·sd and g is clipped at the band's edge e = ±floor − `floor_z`·sd:
+  being "better than real data" is not measurable, so gains inside the band count as zero.
+- start_s = q at the smallest axis value; end_s = mean of q over the `top` largest values
+  (`top` = min(2, ⌊values/2⌋)), so a saturated curve whose last point wobbles still counts.
+- rel_s = (g_end_s − g_start_s) / |start_s| (clipped g), positive = better.
+
+The minimum effect is m = max(rel_tolerance, `floor_z`·floor sd / |mean start|). The test is
+run on d_s = rel_s − m, one-sided both ways, at level `alpha`:
+
+- ≥ `sign_min_seeds` seeds (5 at α = 0.05, the fewest with which it can reach α): the **exact
+  sign test** over seeds (distribution-free): p_up = P(Binom(n, ½) ≥ #{d_s > 0}), ties dropped.
+- 2 … 4 seeds: the **one-sample t-test** over seeds on d_s (df = n − 1; assumes each seed's
+  metric, a statistic of many samples, is roughly normal). With 2 seeds it needs t > 6.31.
+- 1 seed (or seeds whose values are identical): no test. Only with a floor whose sd > 0:
+  "improves" when the clipped gain exceeds the minimum effect by `single_seed_floor_sds`
+  floor sd, "no gain" when it falls short of it by as much; otherwise inconclusive.
+
+Verdicts: **improves** when p_up < α, the mean improvement ≥ m and Spearman ρ > 0 (the mean
+curve trends the right way); **no gain** (significantly flat or worse) when p_down < α and the
+end is not inside the floor band; **inconclusive** otherwise (too few seeds, inside the noise,
+or at the data floor — both ends inside the band, or a gain that ends in the band and whose
+part outside the band is too small); **fixed** when fewer than two axis values were measured.
 """
 
 from __future__ import annotations
@@ -33,31 +43,69 @@ from typing import Any, Literal
 
 import numpy as np
 
-IMPROVES, FLAT, FIXED, NO_DATA = "✅", "❌", "—", "?"
+IMPROVES, FLAT, INCONCLUSIVE, FIXED, NO_DATA = "improves", "no gain", "inconclusive", "fixed", "no data"
+VERDICTS = (IMPROVES, FLAT, INCONCLUSIVE, FIXED, NO_DATA)
+CONCLUSIVE = (IMPROVES, FLAT, FIXED)
+
+SIGN_TEST, T_TEST, ONE_SEED, NO_TEST = "exact sign test", "one-sample t-test", "1-seed floor rule", "none"
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A metric's data floor: its value for real held-out data against the reference, mean ± sd."""
+
+    mean: float
+    sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.mean) or not (self.sd >= 0 and math.isfinite(self.sd)):
+            raise ValueError(f"a floor needs a finite mean and a finite sd ≥ 0, got {self.mean!r} ± {self.sd!r}")
+
+    def band(self, z: float) -> tuple[float, float]:
+        return self.mean - z * self.sd, self.mean + z * self.sd
 
 
 @dataclass(frozen=True)
 class DecisionRule:
-    """Thresholds of the rule; the defaults are the documented ones."""
+    """Settings of the rule; the defaults are the documented ones.
 
-    min_effect: float = 0.10
-    single_seed_min_effect: float = 0.25
-    single_seed_min_rho: float = 0.5
-    confidence: float = 0.95
-    n_boot: int = 2000
+    `min_effect=None` takes the metric's declared `rel_tolerance` (the table passes it);
+    `test="auto"` picks the sign test from `sign_min_seeds` seeds and the t-test below that,
+    "sign" or "t" force one (with "sign", fewer seeds than it needs are inconclusive).
+    """
+
+    alpha: float = 0.05
+    min_effect: float | None = None
     top: int = 2
-    boot_seed: int = 0
+    floor_z: float = 2.0
+    single_seed_floor_sds: float = 10.0
+    test: Literal["auto", "sign", "t"] = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha={self.alpha} must lie strictly between 0 and 1")
+        if self.test not in ("auto", "sign", "t"):
+            raise ValueError(f"test={self.test!r}; use 'auto', 'sign' or 't'")
+
+    @property
+    def sign_min_seeds(self) -> int:
+        """The fewest seeds with which the exact one-sided sign test can reach `alpha` (5 at 0.05)."""
+        return max(1, math.ceil(math.log2(1 / self.alpha) + 1e-12))
 
     def describe(self) -> str:
-        return (f"✅ needs: ≥2 seeds → {self.confidence:.0%} bootstrap CI of the relative improvement "
-                f"excludes 0, improvement ≥ {self.min_effect:.0%}, Spearman ρ > 0; 1 seed → improvement "
-                f"≥ {self.single_seed_min_effect:.0%} and ρ ≥ {self.single_seed_min_rho:g} (3+ values). "
-                f"Improvement = smallest value → best of the {self.top} largest. — = one value measured.")
+        return (f"▲ improves: the per-seed improvement (smallest axis value → mean of the {self.top} largest, "
+                f"clipped at the data floor band mean ± {self.floor_z:g} sd) exceeds the minimum effect (the "
+                f"metric's rel_tolerance, or the floor band's half-width if larger) by a one-sided test at "
+                f"α = {self.alpha:g} — exact sign test with ≥ {self.sign_min_seeds} seeds, one-sample t-test with "
+                f"2–{self.sign_min_seeds - 1}, no test with 1 seed (then a {self.single_seed_floor_sds:g}-floor-sd "
+                f"margin, only when a floor is recorded) — and Spearman ρ > 0. ■ no gain: the same test says it "
+                f"is below the minimum effect (flat or worse). ? inconclusive: neither (too few seeds, within the "
+                f"noise, or at the data floor). — fixed: one value measured.")
 
 
 @dataclass(frozen=True)
 class AxisEvidence:
-    """Why a cell got its symbol: the numbers the rule looked at."""
+    """Why a cell got its verdict: the numbers the rule looked at."""
 
     verdict: str
     reason: str
@@ -69,10 +117,19 @@ class AxisEvidence:
     end_at: int | None = None
     q_end: float = math.nan
     rel: float = math.nan
-    ci_lo: float = math.nan
-    ci_hi: float = math.nan
+    min_effect: float = math.nan
+    test: str = NO_TEST
+    p_up: float = math.nan
+    p_down: float = math.nan
     rho: float = math.nan
     n_seeds: int = 0
+    floor: float = math.nan
+    floor_sd: float = math.nan
+    at_floor: str = ""
+
+    @property
+    def conclusive(self) -> bool:
+        return self.verdict in CONCLUSIVE
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,30 +159,55 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(((rx - rx.mean()) * (ry - ry.mean())).mean() / (sx * sy))
 
 
+def sign_test(d: Sequence[float]) -> tuple[float, float]:
+    """Exact one-sided sign test of median(d) > 0 and < 0: (p_up, p_down); zeros are dropped."""
+    d = np.asarray(d, dtype=float)
+    pos, neg = int((d > 0).sum()), int((d < 0).sum())
+    n = pos + neg
+    if n == 0:
+        return 1.0, 1.0
+
+    def tail(k: int) -> float:  # P(Binom(n, 1/2) >= k)
+        return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+
+    return tail(pos), tail(neg)
+
+
+def t_test(d: Sequence[float]) -> tuple[float, float]:
+    """One-sample one-sided t-test of mean(d) > 0 and < 0: (p_up, p_down); NaN when sd is 0."""
+    from scipy.stats import t as student_t
+
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    sd = float(d.std(ddof=1)) if n >= 2 else 0.0
+    if n < 2 or not sd > 1e-12 * max(1.0, float(np.abs(d).max())):
+        return math.nan, math.nan
+    t = float(d.mean()) / (sd / math.sqrt(n))
+    return float(student_t.sf(t, n - 1)), float(student_t.cdf(t, n - 1))
+
+
 def _top_k(n_values: int, top: int) -> int:
     return max(1, min(top, n_values // 2))
 
 
-def _improvement(curves: np.ndarray, sign: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """rel, end value and end index for each row of `curves` (rows × values)."""
-    start = curves[:, 0]
-    tail = sign * curves[:, -k:]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        tail_filled = np.where(np.isnan(tail), -np.inf, tail)
-        j = np.argmax(tail_filled, axis=1)
-        end = curves[:, -k:][np.arange(len(curves)), j]
-        scale = np.abs(start)
-        scale = np.where(scale > 1e-12, scale, np.maximum(np.abs(end), 1e-12))
-        rel = sign * (end - start) / scale
-    return rel, end, curves.shape[1] - k + j
+def _pct(v: float) -> str:
+    return "nan" if not math.isfinite(v) else f"{v:+.0%}"
 
 
 def judge_axis(values: Sequence[int], q: np.ndarray, better: Literal["lower", "higher"],
-               rule: DecisionRule = DecisionRule()) -> AxisEvidence:
-    """Apply the rule to `q` (seeds × values, NaN = missing) measured at axis `values`."""
+               rule: DecisionRule = DecisionRule(), *, min_effect: float | None = None,
+               floor: Floor | None = None) -> AxisEvidence:
+    """Apply the rule to `q` (seeds × values, NaN = missing) measured at axis `values`.
+
+    `min_effect` is the metric's declared relative tolerance (`METRICS[m].rel_tolerance`);
+    `rule.min_effect`, when set, overrides it. `floor` is the metric's data floor, if known.
+    """
     if better not in ("lower", "higher"):
         raise ValueError(f"better={better!r}; use 'lower' or 'higher' (from METRICS[metric].better)")
+    m_decl = rule.min_effect if rule.min_effect is not None else min_effect
+    if m_decl is None or not math.isfinite(m_decl) or m_decl < 0:
+        raise ValueError(f"min_effect={m_decl!r}: pass the metric's declared rel_tolerance (METRICS[m]."
+                         "rel_tolerance) or set DecisionRule.min_effect")
     q = np.asarray(q, dtype=float).reshape(-1, len(values))
     order = np.argsort(values)
     vals = np.asarray(values)[order]
@@ -133,47 +215,91 @@ def judge_axis(values: Sequence[int], q: np.ndarray, better: Literal["lower", "h
     keep = ~np.all(np.isnan(q), axis=0)
     vals, q = vals[keep], q[:, keep]
     q = q[~np.all(np.isnan(q), axis=1)]
-    n_seeds = len(q)
+    fl = (floor.mean, floor.sd) if floor is not None else (math.nan, math.nan)
     if len(vals) == 0:
-        return AxisEvidence(NO_DATA, "no values for this metric")
-    if len(vals) < 2:
-        return AxisEvidence(FIXED, f"one value measured ({int(vals[0])})", (int(vals[0]),), int(vals[0]),
-                            int(vals[0]), float(np.nanmean(q[:, 0])), float(np.nanmean(q[:, 0])), n_seeds=n_seeds)
-    sign = -1.0 if better == "lower" else 1.0
-    k = _top_k(len(vals), rule.top)
+        return AxisEvidence(NO_DATA, "no values for this metric", floor=fl[0], floor_sd=fl[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(q, axis=0)
-    rel_a, end_a, end_i = _improvement(mean[None, :], sign, k)
-    rel, end, end_idx = float(rel_a[0]), float(end_a[0]), int(end_i[0])
-    finite = ~np.isnan(mean)
+    if len(vals) < 2:
+        v0 = int(vals[0])
+        return AxisEvidence(FIXED, f"one value measured ({v0})", (v0,), v0, v0, float(mean[0]), float(mean[0]),
+                            n_seeds=len(q), floor=fl[0], floor_sd=fl[1])
+    sign = -1.0 if better == "lower" else 1.0
+    k = _top_k(len(vals), rule.top)
+    edge = sign * floor.mean - rule.floor_z * floor.sd if floor is not None else math.inf  # in goodness units
+
+    # per-seed start and end (seeds lacking either are not usable)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        start_s, end_s = q[:, 0], np.nanmean(q[:, -k:], axis=1)
+    usable = np.isfinite(start_s) & np.isfinite(end_s)
+    start_s, end_s = start_s[usable], end_s[usable]
+    n = len(start_s)
+    start, end = float(mean[0]), float(np.nanmean(mean[-k:]))
+    finite = np.isfinite(mean)
     rho = spearman(vals[finite], sign * mean[finite])
-    ci_lo = ci_hi = math.nan
-    failed: list[str] = []
-    if n_seeds >= 2:
-        rng = np.random.default_rng(rule.boot_seed)
-        idx = rng.integers(0, n_seeds, size=(rule.n_boot, n_seeds))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            curves = np.nanmean(q[idx], axis=1)
-        boot, _, _ = _improvement(curves, sign, k)
-        boot = boot[np.isfinite(boot)]
-        alpha = (1 - rule.confidence) / 2
-        ci_lo, ci_hi = (float(v) for v in np.quantile(boot, [alpha, 1 - alpha])) if len(boot) else (math.nan,) * 2
-        if not ci_lo > 0:
-            failed.append(f"CI [{ci_lo:+.0%}, {ci_hi:+.0%}] includes 0")
-        if not rel >= rule.min_effect:
-            failed.append(f"improvement {rel:+.0%} < {rule.min_effect:.0%}")
-        if not rho > 0:
-            failed.append(f"ρ={rho:+.2f} ≤ 0")
+    scale_of = np.vectorize(lambda s, e: abs(s) if abs(s) > 1e-12 else max(abs(e), 1e-12), otypes=[float])
+
+    def clipped_rel(s: np.ndarray | float, e: np.ndarray | float) -> np.ndarray:
+        gs, ge = np.minimum(sign * np.asarray(s), edge), np.minimum(sign * np.asarray(e), edge)
+        return (ge - gs) / scale_of(s, e)
+
+    rel = float(clipped_rel(start, end))
+    m = m_decl
+    if floor is not None and floor.sd > 0:
+        m = max(m, rule.floor_z * floor.sd / float(scale_of(start, end)))
+    start_in, end_in = sign * start >= edge, sign * end >= edge
+    at_floor = "both" if start_in and end_in else "start" if start_in else "end" if end_in else ""
+    ev = dict(values=tuple(int(v) for v in vals), lo=int(vals[0]), hi=int(vals[-1]), q_lo=start,
+              q_hi=float(mean[-1]), end_at=int(vals[-k]), q_end=end, rel=rel, min_effect=m, rho=rho, n_seeds=n,
+              floor=fl[0], floor_sd=fl[1], at_floor=at_floor)
+    if n == 0:
+        return AxisEvidence(NO_DATA, "no seed has both ends of the axis", **ev)
+
+    if at_floor == "both":
+        lo_b, hi_b = floor.band(rule.floor_z)  # type: ignore[union-attr]
+        return AxisEvidence(INCONCLUSIVE, f"at the data floor: both ends inside the band {lo_b:.3g}–{hi_b:.3g}"
+                            f" (improvement {_pct(rel)} counted outside it)", **ev)
+    d = clipped_rel(start_s, end_s) - m
+    test, p_up, p_down = NO_TEST, math.nan, math.nan
+    if n >= 2 and rule.test != "t" and (rule.test == "sign" or n >= rule.sign_min_seeds):
+        test, (p_up, p_down) = f"{SIGN_TEST} ({n} seeds)", sign_test(d)
+    elif n >= 2 and rule.test != "sign":
+        p_up, p_down = t_test(d)
+        if math.isfinite(p_up):
+            test = f"{T_TEST} ({n} seeds, df={n - 1})"
+    single = not math.isfinite(p_up)  # one seed, or seeds with identical values
+    if single and rule.test != "sign" and floor is not None and floor.sd > 0:
+        margin = rule.single_seed_floor_sds * floor.sd / float(scale_of(start, end))
+        test = f"{ONE_SEED} (±{rule.single_seed_floor_sds:g} floor sd; no test)"
+        gap = rel - m
+        p_up, p_down = (0.0 if gap > margin else 1.0), (0.0 if gap < -margin else 1.0)
+    ev.update(test=test, p_up=p_up, p_down=p_down)
+
+    alpha = rule.alpha
+    effect = f"improvement {_pct(rel)} (min {m:.0%})"
+    p_txt = f"{test}: p={p_up:.2g}" if math.isfinite(p_up) and not test.startswith(ONE_SEED) else test
+    if p_up < alpha and rel >= m and rho > 0:
+        return AxisEvidence(IMPROVES, f"{effect}, {p_txt}, ρ={rho:+.2f}", **ev)
+    if p_down < alpha and not end_in:
+        p_down_txt = f"{test}: p={p_down:.2g}" if not test.startswith(ONE_SEED) else test
+        return AxisEvidence(FLAT, f"{effect} is significantly below the minimum ({p_down_txt})", **ev)
+    # inconclusive: say why
+    if p_up < alpha and rel >= m:
+        why = f"{effect} but no monotone trend (ρ={rho:+.2f} ≤ 0)"
+    elif end_in:
+        why = f"reaches the data floor; the gain outside the band is {_pct(rel)} (min {m:.0%})"
+    elif test.startswith(SIGN_TEST) and n < rule.sign_min_seeds:
+        why = f"{effect}; {n} seeds: the exact sign test needs ≥ {rule.sign_min_seeds} to reach α={alpha:g}"
+    elif test == NO_TEST:
+        if n >= 2:
+            why = f"{n} seeds with identical values and no floor with a spread: no noise estimate"
+        else:
+            why = "1 seed and no floor with a spread: nothing to test against"
+        why = f"{effect}; {why}"
     else:
-        if not rel >= rule.single_seed_min_effect:
-            failed.append(f"improvement {rel:+.0%} < {rule.single_seed_min_effect:.0%} (1 seed)")
-        if len(vals) >= 3 and not rho >= rule.single_seed_min_rho:
-            failed.append(f"ρ={rho:+.2f} < {rule.single_seed_min_rho:g} (1 seed)")
-    verdict = FLAT if failed else IMPROVES
-    reason = "; ".join(failed) if failed else (
-        f"improves {rel:+.0%}" + (f", CI [{ci_lo:+.0%}, {ci_hi:+.0%}]" if n_seeds >= 2 else " (1 seed)")
-        + f", ρ={rho:+.2f}")
-    return AxisEvidence(verdict, reason, tuple(int(v) for v in vals), int(vals[0]), int(vals[-1]),
-                        float(mean[0]), float(mean[-1]), int(vals[end_idx]), end, rel, ci_lo, ci_hi, rho, n_seeds)
+        side, p = ("improves", p_up) if rel >= m else ("no gain", p_down)
+        why = (f"{effect} within the noise ({test}: p={p:.2g} ≥ α={alpha:g} for {side})"
+               if not test.startswith(ONE_SEED) else f"{effect} within ±{rule.single_seed_floor_sds:g} floor sd (1 seed)")
+    return AxisEvidence(INCONCLUSIVE, why, **ev)
