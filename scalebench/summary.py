@@ -5,7 +5,23 @@ from __future__ import annotations
 import pandas as pd
 
 KEYS = ["generator", "sampler", "S", "K"]
-SHOWN = ["fid", "kid", "ref_nll", "diversity", "test_nll", "nfe", "flops", "latency_s", "peak_mem_bytes"]
+SHOWN = ["fid", "precision", "recall", "memorisation", "ref_nll", "test_nll", "nfe", "flops", "latency_s",
+         "peak_mem_bytes"]
+"""The terminal summary's columns (KID, diversity and the rest are in the records, `export` and the report)."""
+FLOOR_Z = 2.0  # a mean within FLOOR_Z floor-sd of the floor's mean is "at the data floor"
+
+
+def floors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """{metric: (floor mean, floor sd)} recorded with the points (`<metric>_floor`, `<metric>_floor_sd`)."""
+    ok = df[(df["status"] == "ok") & df["metric"].notna()]
+    out = {}
+    for m in ok["metric"].unique():
+        if m.endswith("_floor"):
+            base = m[: -len("_floor")]
+            mean = ok.loc[ok["metric"] == m, "value"].mean()
+            sd = ok.loc[ok["metric"] == f"{base}_floor_sd", "value"].mean()
+            out[base] = (float(mean), 0.0 if pd.isna(sd) else float(sd))
+    return out
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -24,11 +40,13 @@ def _fmt(col: str, v: object) -> str:
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return "—"
     if col == "latency_s":
-        return f"{float(v) * 1e3:.3f} ms"
+        return f"{float(v) * 1e3:.3f}"
     if col == "flops":
         return f"{float(v) / 1e6:.2f} M"
     if col == "peak_mem_bytes":
-        return f"{float(v) / 2**20:.1f} MiB"
+        return f"{float(v) / 2**20:.1f}"
+    if col in ("precision", "recall", "memorisation"):
+        return f"{float(v):.3f}"
     if col in ("nfe", "seeds", "failed", "S", "K"):
         return str(int(v))
     if col == "kid":
@@ -43,11 +61,21 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
     from rich.table import Table
 
     s = summary_frame(df)
-    table = Table(title=title, show_lines=False)
+    fl = floors(df)
+    shown_floors = [f"{m} {fl[m][0]:.4g} ± {fl[m][1]:.2g}" for m in SHOWN if m in fl and m in s.columns]
+    caption = (f"* = at the data floor (within {FLOOR_Z:g} sd of real data at this n): "
+               + ", ".join(shown_floors)) if shown_floors else None
+    table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     for c in s.columns:
-        table.add_column({"latency_s": "latency/sample", "flops": "FLOPs/sample",
-                          "peak_mem_bytes": "peak mem/batch"}.get(c, c),
+        table.add_column({"latency_s": "ms/sample", "flops": "FLOPs/sample",
+                          "peak_mem_bytes": "MiB/batch", "memorisation": "memorised"}.get(c, c),
                          justify="left" if c in ("generator", "sampler") else "right")
     for _, row in s.iterrows():
-        table.add_row(*[_fmt(c, row[c]) for c in s.columns])
+        cells = []
+        for c in s.columns:
+            text = _fmt(c, row[c])
+            if c in fl and not pd.isna(row[c]) and abs(float(row[c]) - fl[c][0]) <= FLOOR_Z * fl[c][1]:
+                text += "*"
+            cells.append(text)
+        table.add_row(*cells)
     return table

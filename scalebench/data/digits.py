@@ -10,9 +10,10 @@ Splits (fixed, seeded; disjoint), so that no net judges data it was trained on:
 - ``features`` (397) — trains only the feature net behind FID/KID/precision/recall/diversity;
 - ``reference`` (400) — held out from every net: the FID/KID and precision/recall reference,
   and the real data whose nearest-neighbour distances set the memorisation threshold;
-- ``test`` = features ∪ reference (797) — everything the generators never saw: test NLL;
-- ``floor_pool`` = train ∪ features (1397) — real images disjoint from the reference, drawn to
-  measure the data floor of each sample metric.
+- ``test`` = features ∪ reference (797) — everything the generators never saw: test NLL.
+
+Which real images measure each metric's data floor is decided in `metrics/floor.py` (never the
+split the metric's own judge was trained on).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ SIDE = 8
 SPLIT_SEED = 0
 N_REFERENCE = 400
 N_FEATURES = 397
-SPLITS = ("train", "features", "reference", "test", "floor_pool", "all")
+SPLITS = ("train", "features", "reference", "test", "all")
 
 
 def quantise(x: torch.Tensor, levels: int = LEVELS) -> torch.Tensor:
@@ -89,7 +90,6 @@ class Digits:
                "memorisation_feat", "test_nll")
     generator_split = "train"
     reference_split = "reference"
-    floor_split = "floor_pool"
 
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,8 +106,7 @@ class Digits:
 
     def _mask(self, split: str) -> np.ndarray:
         _, _, which = self._arrays
-        members = {"test": ("features", "reference"), "floor_pool": ("train", "features"),
-                   "all": ("train", "features", "reference")}.get(split, (split,))
+        members = {"test": ("features", "reference"), "all": ("train", "features", "reference")}.get(split, (split,))
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {list(SPLITS)}")
         return np.isin(which, members)

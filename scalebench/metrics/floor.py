@@ -1,12 +1,20 @@
 """The data floor: what real data scores on each sample metric at the run's sample count.
 
 A generator cannot be told apart from real data once its metric sits inside the spread that
-real images themselves show against the same reference at the same n. For each metric the
-floor is the mean and standard deviation over `DRAWS` seeded draws of n real images that
-are disjoint from the reference split: without replacement from `floor_pool` (train ∪
-features) while n ≤ its size, with replacement above. Memorisation is the exception: its
-real draws come from the `features` split only (images no generator saw), with replacement,
-since the training images would be "copies" of themselves by definition.
+real images themselves show against the same reference at the same n. Real images for the
+floor must be unseen by the judge of that metric, and disjoint from the reference:
+
+- feature-net metrics (FID, KID, precision, recall, diversity): the `train` split (the
+  feature net never saw it; it is what a perfect generator would reproduce the law of);
+- `ref_nll`: the `test` split (features ∪ reference), which the reference model never saw;
+- memorisation: the `features` split, which no generator saw (the `reference` split sets
+  the threshold, so it would score 1 % by construction).
+
+The floor's **mean** is the metric of n real images drawn without replacement (averaged over
+`DRAWS` draws when the pool is larger than n; drawn with replacement, and flagged, when it is
+smaller). Its **sd** is the bootstrap standard error: the spread over `DRAWS` resamples of n
+images with replacement (Efron 1979) — the spread a perfect generator's metric would show
+from seed to seed at this n.
 
 Floors are cached on disk (JSON, atomic) keyed by everything that changes them, so a sweep
 pays for each (n, metric set) once per cache directory.
@@ -26,8 +34,9 @@ import torch
 log = logging.getLogger(__name__)
 
 DRAWS = 10
-FORMAT = 1
-MEMORISATION = ("memorisation", "memorisation_feat")
+FORMAT = 2
+POOLS = {"ref_nll": "test", "memorisation": "features", "memorisation_feat": "features"}
+DEFAULT_POOL = "train"
 
 
 def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
@@ -62,21 +71,21 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
                                      .hexdigest()[:20] + ".json")
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))["floor"]
-    pools = {"pool": dataset.canonical(dataset.floor_split), "unseen": dataset.canonical("features")}
-    values: dict[str, list[float]] = {m: [] for m in wanted}
-    for i in range(DRAWS):
-        general = [m for m in wanted if m not in MEMORISATION]
-        if general:
-            res = compute_quality(_draw(pools["pool"], n, i, False), dataset, device, general, floors=False)
-            for m in general:
-                values[m].append(res[m])
-        memo = [m for m in wanted if m in MEMORISATION]
-        if memo:
-            res = compute_quality(_draw(pools["unseen"], n, 10_000 + i, True), dataset, device, memo, floors=False)
-            for m in memo:
-                values[m].append(res[m])
-    floor = {m: {"mean": statistics.fmean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0,
-                 "n": n, "draws": DRAWS} for m, v in values.items()}
+    floor: dict[str, dict[str, Any]] = {}
+    by_pool: dict[str, list[str]] = {}
+    for m in wanted:
+        by_pool.setdefault(POOLS.get(m, DEFAULT_POOL), []).append(m)
+    for split, ms in sorted(by_pool.items()):
+        pool = dataset.canonical(split)
+        fixed = n <= len(pool)
+        n_mean = DRAWS if fixed and n < len(pool) else (1 if fixed else DRAWS)
+        means = [compute_quality(_draw(pool, n, i, replace=not fixed), dataset, device, ms, floors=False)
+                 for i in range(n_mean)]
+        boots = [compute_quality(_draw(pool, n, 10_000 + i, replace=True), dataset, device, ms, floors=False)
+                 for i in range(DRAWS)]
+        for m in ms:
+            floor[m] = {"mean": statistics.fmean(r[m] for r in means), "sd": statistics.stdev(r[m] for r in boots),
+                        "n": n, "draws": DRAWS, "pool": split, "pool_size": len(pool), "replace": not fixed}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, "floor": floor}, indent=2, default=str))
     log.info("data floor at n=%d for %s cached at %s", n, ",".join(wanted), path)
