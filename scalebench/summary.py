@@ -27,6 +27,9 @@ def floors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per generator × sampler × S × K: mean over seeds of each metric, plus seeds and failures."""
     ok = df[(df["status"] == "ok") & df["metric"].notna()]
+    from scalebench.report.table import check_homogeneous
+
+    check_homogeneous(ok, KEYS, "seeds")
     wide = ok.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="mean")
     seeds = ok.groupby(KEYS)["seed"].nunique().rename("seeds")
     failed = df[df["status"] != "ok"].groupby(KEYS)["point_id"].nunique().rename("failed")

@@ -79,7 +79,7 @@ def check_homogeneous(points: pd.DataFrame, by: list[str], what: str = "points")
                         for v in sorted(vals)} if "run" in g.columns else {}
                 where = "; ".join(f"{col}={v}" + (f" in run {', '.join(r)}" if r else "") for v, r in runs.items())
                 name = "/".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if k is not None)
-                raise ValueError(f"{name}: refusing to average {what} with different {col} ({where}); report "
+                raise ResultsError(f"{name}: refusing to average {what} with different {col} ({where}); report "
                                  f"those runs separately or pass only runs with one {col}")
 
 
