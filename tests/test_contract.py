@@ -260,3 +260,30 @@ def test_fit_trains_two_networks_without_global_side_effects() -> None:
     assert all(torch.equal(weights[k], weights2[k]) for k in weights)  # bit-reproducible (dropout included)
     _, weights3, _ = _gan_run(seed=4)
     assert not torch.equal(weights["weight"], weights3["weight"])
+
+
+# ---------------------------------------------------------------- the sample contract in the runner
+
+class _Garbage(_Base):
+    """Returns what `kind` says instead of the canonical form."""
+
+    kind = ""
+
+    def sample(self, n, budget, rng, sampler=None):  # type: ignore[no-untyped-def]
+        x = self._x(n, budget, rng, sampler)
+        return {"rows": x[: max(1, n - 1)], "range": x * 3 - 1, "int": (x * 16).round().long(),
+                "nan": x.masked_fill(torch.arange(64).view(1, 1, 8, 8) == 5, float("nan")),
+                "shape": x.view(n, 1, 64)}[self.kind]
+
+
+@pytest.mark.parametrize("kind, rule", [("rows", "row count"), ("range", "range"), ("int", "floating dtype"),
+                                        ("nan", "finite"), ("shape", "shape")])
+def test_garbage_samples_fail_the_point_naming_the_rule(tmp_path, kind: str, rule: str) -> None:
+    name = f"garbage-{kind}"
+    if name not in GENERATORS:
+        GENERATORS.register(name, type(name, (_Garbage,), {"kind": kind}))
+    spec = parse_spec(toy_spec(metrics=["fid"], generators=[{"name": name, "K": [1]}]))
+    res = run_sweep(spec, tmp_path / "run", progress=False)
+    (rec,) = list(iter_records(tmp_path / "run"))
+    assert res.failed == 1 and rec["status"] == "failed" and rec["metrics"] == {}
+    assert f"(rule: {rule})" in rec["error"] and name in rec["error"]
