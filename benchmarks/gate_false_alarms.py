@@ -7,7 +7,7 @@ the runs into two disjoint groups of three, pooled per side (`compare -b … -c 
 the fraction of comparisons that flag at least one regression (family-wise, with Holm over
 the spec's points) and the fraction of points flagged, side by side, from one set of runs.
 
-    python benchmarks/gate_false_alarms.py [--runs 8] [--out /tmp/gate-fa]
+    python benchmarks/gate_false_alarms.py [--runs 8] [--out /tmp/gate-fa] [--spec benchmarks/ci-speed.toml]
 
 Run it on a quiet machine: a busy one makes both rates measure the neighbours.
 """
@@ -30,13 +30,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=8, help="ci-speed runs of the same code (≥ 6)")
     ap.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temp dir)")
     ap.add_argument("--splits", type=int, default=20, help="random 3-vs-3 splits to score")
+    ap.add_argument("--spec", type=Path, default=ROOT / "benchmarks/ci-speed.toml", help="the speed spec to gate")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-fa-"))
     runs = []
     for i in range(args.runs):
         d = out / f"run-{i}"
         if not (d / "points.jsonl").exists():
-            subprocess.run([sys.executable, "-m", "scalebench.cli", "run", str(ROOT / "benchmarks/ci-speed.toml"),
+            subprocess.run([sys.executable, "-m", "scalebench.cli", "run", str(args.spec),
                             "--out", str(d), "--no-progress"], check=True, capture_output=True)
         runs.append(d)
 
