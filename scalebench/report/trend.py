@@ -175,7 +175,7 @@ def sign_test(d: Sequence[float]) -> tuple[float, float]:
 
 def t_test(d: Sequence[float]) -> tuple[float, float]:
     """One-sample one-sided t-test of mean(d) > 0 and < 0: (p_up, p_down); NaN when sd is 0."""
-    from scipy.stats import t as student_t
+    from scipy.special import stdtr  # Student-t CDF; half the import time of scipy.stats
 
     d = np.asarray(d, dtype=float)
     n = len(d)
@@ -183,7 +183,7 @@ def t_test(d: Sequence[float]) -> tuple[float, float]:
     if n < 2 or not sd > 1e-12 * max(1.0, float(np.abs(d).max())):
         return math.nan, math.nan
     t = float(d.mean()) / (sd / math.sqrt(n))
-    return float(student_t.sf(t, n - 1)), float(student_t.cdf(t, n - 1))
+    return float(stdtr(n - 1, -t)), float(stdtr(n - 1, t))
 
 
 def _top_k(n_values: int, top: int) -> int:
