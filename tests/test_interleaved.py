@@ -10,7 +10,7 @@ import scalebench.sweep.measure as measure
 from scalebench.results import iter_records, latest_records
 from scalebench.sweep.runner import run_sweep
 from scalebench.sweep.spec import parse_spec
-from tests.conftest import toy_spec
+from tests.conftest import INTERLEAVED, toy_spec
 
 FOUR = [{"name": "toy", "samplers": ["a"], "K": [1, 2, 3, 4]}]
 
@@ -20,7 +20,7 @@ def _latest(run_dir) -> list[dict]:
 
 
 def test_each_round_visits_every_point_once_in_a_seeded_shuffle(tmp_path) -> None:
-    spec = parse_spec(toy_spec(generators=FOUR))
+    spec = parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED))
     run_sweep(spec, tmp_path / "a", progress=False)
     recs = _latest(tmp_path / "a")
     rounds = [[r["timing"]["positions"][i] for r in recs] for i in range(spec.timing.rounds)]
@@ -39,7 +39,7 @@ def test_contiguous_mode_times_each_point_in_one_block(tmp_path) -> None:
 
 
 def test_interrupted_timing_keeps_quality_and_resume_only_retimes(tmp_path, monkeypatch) -> None:
-    spec = parse_spec(toy_spec(generators=FOUR))
+    spec = parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED))
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
@@ -87,11 +87,16 @@ def test_a_planted_slow_round_is_flagged_noisy(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(measure, "_sampler", slow_once)
     monkeypatch.setattr(measure, "time_rounds", rounds)
-    run_sweep(parse_spec(toy_spec(generators=FOUR, timing={"warmup": 0})), tmp_path / "run", progress=False)
+    run_sweep(parse_spec(toy_spec(generators=FOUR, timing={**INTERLEAVED, "min_repeats": 1})), tmp_path / "run", progress=False)
     recs = {r["K"]: r for r in _latest(tmp_path / "run")}
     assert recs[3]["timing"]["noisy"] is True and any("noisy" in w for w in recs[3]["warnings"])
     assert [recs[k]["timing"]["noisy"] for k in (1, 2, 4)] == [False] * 3
     assert max(recs[3]["timing"]["samples_s"]) >= 0.1 and recs[3]["cost"]["latency_s"] < 0.01
+    from scalebench.results import load_results
+    from scalebench.summary import summary_frame
+
+    s = summary_frame(load_results(tmp_path / "run"))
+    assert s.set_index("K")["noisy"].to_dict() == {1: False, 2: False, 3: True, 4: False}
 
 
 @pytest.mark.parametrize("bad", ["sometimes", 3])
@@ -99,4 +104,4 @@ def test_unknown_timing_mode_is_rejected(bad) -> None:
     from scalebench.sweep.spec import SpecError
 
     with pytest.raises(SpecError, match="mode"):
-        parse_spec(toy_spec(generators=FOUR, timing={"mode": bad}))
+        parse_spec(toy_spec(generators=FOUR, timing={**INTERLEAVED, "mode": bad}))
