@@ -4,8 +4,12 @@
 "failed" and the error. It is a sequence of named steps, each a plain function:
 
     load → warm up → draw (the quality samples, timed, calls counted) → validate (the
-    sample contract) → time (more repeats until the minimum count and duration) → cost
-    (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+    sample contract) → time (contiguous mode only: more repeats until the minimum count and
+    duration) → cost (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+
+In interleaved mode (the default) the record comes back with `timing.mode = "pending"` and
+`time_rounds(pairs)` completes it: rounds over all the process's points, one batch per visit,
+in a seeded shuffled order (`measure_points` does both for one process).
 
 It imports nothing from the runner or the executors (no cycle), keeps loaded generators
 and per-budget memos (FLOPs, test NLL) per process, sets torch's thread count once per
