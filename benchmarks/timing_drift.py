@@ -5,7 +5,7 @@ Usage: PYTHONPATH=. python benchmarks/timing_drift.py [--reps 3]
 The `sleepy` double (scalebench/testing.py) runs K real network calls per batch, so its latency
 grows as K^~1. Each timing mode is run twice per rep: once clean (its fitted log-log slope of
 latency vs NFE is the truth) and once with an injected slowdown: while a time window covering
-the middle 30 % of the run (40–70 % of the clean run's duration) is open, every network call
+a part of the run (`--window`, default 40–70 % of the clean run's duration) is open, every network call
 does double work (the machine got 2× slower for a while, as another job or a frequency drop
 would make it). Printed: the slopes and the bend (drifted / clean − 1) per mode.
 """
@@ -68,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--window", type=float, nargs=2, default=(0.4, 0.7), help="slow interval, fractions of the run")
     a = ap.parse_args()
     torch.set_num_threads(1)
     testing.SleepyGenerator._call = _drifting_call
@@ -78,10 +79,10 @@ def main() -> None:
         for _ in range(a.reps):
             for mode in rows:
                 clean, wall = one(mode, a.rounds, None, tmp)
-                drifted, _ = one(mode, a.rounds, (0.4 * wall, 0.7 * wall), tmp)
+                drifted, _ = one(mode, a.rounds, (a.window[0] * wall, a.window[1] * wall), tmp)
                 rows[mode].append((clean, drifted))
     print(f"sleepy, S = 1, K = {KS}, batch 256, 1 thread, {a.rounds} repeats/rounds, {a.reps} reps; "
-          "2x slowdown during 40-70 % of the run")
+          f"2x slowdown during {a.window[0]:.0%}-{a.window[1]:.0%} of the run")
     print(f"| {'mode':<11} | clean slope | drifted slope | bend (median) | bend (worst) |")
     print("|-------------|-------------|---------------|---------------|--------------|")
     for mode, rs in rows.items():
