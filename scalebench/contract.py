@@ -212,7 +212,7 @@ def check_nll(ctx: Context) -> str:
 def check_measured_point(ctx: Context) -> str:
     """One small point through the real measuring path (`sweep/measure.execute_point`)."""
     from scalebench.registry import GENERATORS
-    from scalebench.sweep.measure import _GENERATORS, execute_point
+    from scalebench.sweep.measure import _GENERATORS, measure_points
     from scalebench.sweep.plan import Point, fingerprint_of, generator_identity
     from scalebench.timing import TimingSettings
 
@@ -223,9 +223,9 @@ def check_measured_point(ctx: Context) -> str:
     identity = generator_identity(name)
     point = Point(generator=name, sampler=ctx.card.samplers[0], S=c.S.default, K=c.K.default, seed=0, n=2 * N,
                   batch_size=N, device=ctx.device, dtype="float32", metrics=(),
-                  timing=TimingSettings(warmup=0, min_repeats=2, min_duration_s=0.0), fingerprint=fingerprint_of(identity),
+                  timing=TimingSettings(warmup=0, min_repeats=2, min_duration_s=0.0, rounds=2), fingerprint=fingerprint_of(identity),
                   threads=torch.get_num_threads(), identity=tuple(sorted(identity.items())))
-    rec = execute_point(point)
+    rec = measure_points([point])[0]
     if rec["status"] != "ok":
         raise CheckFailed(f"the measuring path failed: {rec['error']}")
     if rec["warnings"]:

@@ -43,7 +43,7 @@ POINT_COLUMNS = [
     "S", "K", "seed", "n", "batch_size", "device", "dtype", "threads", "status", "error",
 ]
 COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
-PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash"]
+PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash", "timing_mode", "timing_noisy"]
 
 
 def migrate(record: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +250,8 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
         "wall_s": record.get("wall_s"),
         "nll_kind": record.get("nll_kind"),
         "spec_hash": record.get("spec_hash"),
+        "timing_mode": (record.get("timing") or {}).get("mode", "contiguous"),
+        "timing_noisy": bool((record.get("timing") or {}).get("noisy", False)),
     })
     values = {**(record.get("metrics") or {}), **{k: cost.get(k) for k in ("latency_s", "nfe", "flops", "peak_mem_bytes")}}
     rows = []

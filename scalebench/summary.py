@@ -33,9 +33,11 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     wide = ok.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="mean")
     seeds = ok.groupby(KEYS)["seed"].nunique().rename("seeds")
     failed = df[df["status"] != "ok"].groupby(KEYS)["point_id"].nunique().rename("failed")
-    out = wide.join(seeds, how="outer").join(failed, how="outer").reset_index()
+    noisy = ok.groupby(KEYS)["timing_noisy"].any().rename("noisy")
+    out = wide.join(seeds, how="outer").join(failed, how="outer").join(noisy, how="left").reset_index()
     out["failed"] = out["failed"].fillna(0).astype(int)
-    cols = KEYS + [c for c in SHOWN if c in out.columns] + ["seeds", "failed"]
+    out["noisy"] = out["noisy"].fillna(False).astype(bool)
+    cols = KEYS + [c for c in SHOWN if c in out.columns] + ["seeds", "failed", "noisy"]
     return out[cols].sort_values(KEYS).reset_index(drop=True)
 
 
@@ -68,15 +70,20 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
     shown_floors = [f"{m} {fl[m][0]:.4g} ± {fl[m][1]:.2g}" for m in SHOWN if m in fl and m in s.columns]
     caption = (f"* = at the data floor (within {FLOOR_Z:g} sd of real data at this n): "
                + ", ".join(shown_floors)) if shown_floors else None
+    if s["noisy"].any():  # a latency whose timing rounds spread far more than the sweep's usual
+        caption = "\n".join(filter(None, [caption, "! = noisy latency (spread across timing rounds ≫ the sweep's)"]))
+    noisy = s.pop("noisy")
     table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     for c in s.columns:
         table.add_column({"latency_s": "ms/sample", "flops": "FLOPs/sample",
                           "peak_mem_bytes": "MiB/batch", "memorisation": "memorised"}.get(c, c),
                          justify="left" if c in ("generator", "sampler") else "right")
-    for _, row in s.iterrows():
+    for i, row in s.iterrows():
         cells = []
         for c in s.columns:
             text = _fmt(c, row[c])
+            if c == "latency_s" and noisy[i]:
+                text += "!"
             if c in fl and not pd.isna(row[c]) and abs(float(row[c]) - fl[c][0]) <= FLOOR_Z * fl[c][1]:
                 text += "*"
             cells.append(text)

@@ -22,6 +22,14 @@ class TimingSettings:
     min_repeats: int = 3
     min_duration_s: float = 0.5
     max_repeats: int = 50
+    # "interleaved": after the quality pass, `rounds` rounds each time one batch of every point in a
+    # seeded shuffled order, so machine drift spreads over all points instead of bending one;
+    # "contiguous": each point's repeats back to back (the old behaviour, kept for comparison).
+    mode: str = "interleaved"
+    rounds: int = 7
+
+
+TIMING_MODES = ("interleaved", "contiguous")
 
 
 def synchronize(device: str) -> None:

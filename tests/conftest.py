@@ -50,7 +50,11 @@ def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
 
 def toy_spec(**over: object) -> dict:
     spec = {"name": "toy", "samples": 20, "batch_size": 10, "metrics": [],
-            "timing": {"warmup": 0, "min_repeats": 2, "min_duration_s": 0.0},
+            # contiguous: one record per point, as most tests count; tests/test_interleaved.py covers rounds
+            "timing": {"warmup": 0, "min_repeats": 2, "min_duration_s": 0.0, "mode": "contiguous"},
             "generators": [{"name": "toy", "samplers": ["a"], "K": [1, 2]}]}
     spec.update(over)
     return spec
+
+
+INTERLEAVED = {"warmup": 0, "min_repeats": 2, "min_duration_s": 0.0, "mode": "interleaved"}

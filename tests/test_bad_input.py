@@ -450,8 +450,9 @@ def test_two_runs_at_once_one_runs_one_exits_2_and_wait_waits(tmp_path: Path) ->
     (out1, err1), (out3, err3) = winner.communicate(timeout=120), waiter.communicate(timeout=120)
     assert winner.returncode == 0 and "0 already done, 4 run" in " ".join(out1.split()), err1
     assert waiter.returncode == 0 and "4 already done, 0 run" in " ".join(out3.split()), err3
-    ids = [r["point_id"] for r in iter_records(run_dir)]
-    assert len(ids) == 4 == len(set(ids))
+    recs = list(iter_records(run_dir))  # interleaved timing: per point, a pending then a completed record
+    assert sorted(r["timing"]["mode"] for r in recs) == ["interleaved"] * 4 + ["pending"] * 4
+    assert len({r["point_id"] for r in recs}) == 4
     assert not (run_dir / LOCK_NAME).exists()
 
 

@@ -17,7 +17,7 @@ from scalebench.cli import app
 from scalebench.contract import run_checks
 from scalebench.methods import FAMILIES
 from scalebench.registry import GENERATORS, TRAINERS
-from scalebench.results import iter_records, read_manifest
+from scalebench.results import iter_records, latest_records, read_manifest
 from scalebench.sweep.plan import expand, generator_identity
 from scalebench.sweep.runner import run_sweep
 from scalebench.sweep.spec import parse_spec
@@ -129,7 +129,7 @@ def test_threads_and_peak_memory_in_records_and_manifest(tmp_path) -> None:
                                generators=[{"name": "ok-double", "K": [2]}, {"name": "ok-double", "K": [2],
                                                                               "batch_size": 20, "samples": 20}]))
     run_sweep(spec, tmp_path / "run", progress=False)
-    recs = sorted(iter_records(tmp_path / "run"), key=lambda r: r["batch_size"])
+    recs = sorted(latest_records(tmp_path / "run").values(), key=lambda r: r["batch_size"])
     assert [r["threads"] for r in recs] == [1, 1] and read_manifest(tmp_path / "run")["threads"] == 1
     small, big = (r["cost"]["peak_mem_bytes"] for r in recs)
     assert small > 0 and big > small  # per batch, not the process's lifetime high-water mark

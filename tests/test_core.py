@@ -8,11 +8,11 @@ import pytest
 
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.registry import GENERATORS, Registry, RegistryError
-from scalebench.results import POINTS, RecordWriter, decode_preview, iter_records, load_results
+from scalebench.results import POINTS, RecordWriter, decode_preview, iter_records, latest_records, load_results
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep
 from scalebench.sweep.spec import SpecError, parse_spec
-from tests.conftest import toy_spec
+from tests.conftest import INTERLEAVED, toy_spec
 
 
 def test_budget_and_axis_validation() -> None:
@@ -89,8 +89,11 @@ def test_failing_points_are_recorded_and_sweep_goes_on(tmp_path) -> None:
 
 
 def test_record_contents_timing_and_cost(tmp_path) -> None:
-    run_sweep(parse_spec(toy_spec()), tmp_path / "run", progress=False)
-    rec = next(iter_records(tmp_path / "run"))
+    run_sweep(parse_spec(toy_spec(timing=INTERLEAVED)), tmp_path / "run", progress=False)
+    rec = next(iter(latest_records(tmp_path / "run").values()))
+    t = rec["timing"]
+    assert t["mode"] == "interleaved" and t["rounds"] == len(t["samples_s"]) == 7 and isinstance(t["order_seed"], int)
+    assert len(t["positions"]) == 7 and t["noisy"] is False
     for key in ("point_id", "spec_hash", "generator", "sampler", "S", "K", "seed", "n", "batch_size", "device",
                 "dtype", "provenance", "started_at", "ended_at", "status", "timing", "cost"):
         assert key in rec

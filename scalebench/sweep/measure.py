@@ -4,8 +4,12 @@
 "failed" and the error. It is a sequence of named steps, each a plain function:
 
     load → warm up → draw (the quality samples, timed, calls counted) → validate (the
-    sample contract) → time (more repeats until the minimum count and duration) → cost
-    (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+    sample contract) → time (contiguous mode only: more repeats until the minimum count and
+    duration) → cost (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+
+In interleaved mode (the default) the record comes back with `timing.mode = "pending"` and
+`time_rounds(pairs)` completes it: rounds over all the process's points, one batch per visit,
+in a seeded shuffled order (`measure_points` does both for one process).
 
 It imports nothing from the runner or the executors (no cycle), keeps loaded generators
 and per-budget memos (FLOPs, test NLL) per process, sets torch's thread count once per
@@ -17,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +35,7 @@ from scalebench.provenance import now, provenance
 from scalebench.results import SCHEMA_VERSION, encode_preview
 from scalebench.samples import check_samples
 from scalebench.sweep.plan import Point
-from scalebench.timing import calibration_figure, repeat_until, summarize, time_call
+from scalebench.timing import calibration_figure, percentile, repeat_until, summarize, time_call
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +220,110 @@ def quality(ld: Loaded, point: Point, d: Draw, record: dict[str, Any]) -> None:
         raise NonFiniteMetric(f"metric {bad[0]} is not finite")
 
 
+# ---------------------------------------------------------------- timing rounds
+
+NOISY_FACTOR = 3.0  # a point's round spread above this × the sweep's median spread is flagged
+NOISY_MIN_S = 1e-3  # ...and above this absolute p90 − p10 per batch (sub-ms points jitter by nature)
+
+
+def set_latency(record: dict[str, Any], point: Point, times: list[float], calls: list[int], mode: str,
+                **extra: Any) -> None:
+    """Latency (median over timed batches, per sample) and the raw samples into the record."""
+    b = point.batch_size
+    per_sample = [t / b for t in times]
+    stats = summarize(per_sample)
+    record["timing"] = {"mode": mode, "samples_s": times, "per_sample_s": per_sample, "batch": b,
+                        "warmup": point.timing.warmup, "repeats": len(times), "calls": calls, **extra}
+    record["cost"].update(latency_s=stats["median"], latency_p10_s=stats["p10"], latency_p90_s=stats["p90"])
+
+
+def spread(times: list[float]) -> float:
+    """Relative spread across rounds, (p90 − p10) / median: scale-free, so points compare."""
+    s = summarize(times)
+    return (s["p90"] - s["p10"]) / s["median"] if s["median"] > 0 else float("nan")
+
+
+def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
+                on_round: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Complete the pending records of `pairs`: `rounds` rounds, each timing one batch of every
+    point in an order shuffled by Random(order_seed), so a slow minute lands on all points alike.
+
+    Works on whatever points one process holds (the runner's, or a worker's own), and returns
+    the completed records; a point that fails here becomes a failed record.
+    """
+    rounds = max(p.timing.rounds for p, _ in pairs) if pairs else 0
+    order_rng = random.Random(order_seed)
+    state: dict[str, tuple[Loaded, torch.Generator, list[float], list[int]]] = {}
+    failed: dict[str, str] = {}
+    for p, _ in pairs:
+        try:
+            set_threads(p.threads)
+            ld = load(p)
+            with torch.inference_mode(), _autocast(p.device, p.dtype):
+                warm_up(ld, p)
+            state[p.point_id] = (ld, _rng(p.device, TIMING_SEED + p.seed), [], [])
+        except Exception as e:  # noqa: BLE001 — as in execute_point
+            failed[p.point_id] = f"{type(e).__name__}: {e}"
+    orders: list[list[int]] = []
+    for r in range(rounds):
+        order = [i for i, (p, _) in enumerate(pairs) if p.point_id in state and r < p.timing.rounds]
+        order_rng.shuffle(order)
+        orders.append(order)
+        for i in order:
+            p = pairs[i][0]
+            ld, rng, times, calls = state[p.point_id]
+            try:
+                set_threads(p.threads)
+                with torch.inference_mode(), _autocast(p.device, p.dtype), ld.counter:
+                    times.append(time_call(_sampler(ld, p, p.batch_size, rng), p.device)[1])
+                calls.append(ld.counter.count)
+            except Exception as e:  # noqa: BLE001
+                failed[p.point_id] = f"{type(e).__name__}: {e}"
+                state.pop(p.point_id)
+        if on_round:
+            on_round(r)
+    out = []
+    for i, (p, rec) in enumerate(pairs):
+        rec = {**rec, "cost": dict(rec["cost"]), "warnings": list(rec["warnings"])}
+        if p.point_id in failed:
+            rec.update(status="failed", error=failed[p.point_id])
+            out.append(rec)
+            continue
+        ld, _, times, calls = state[p.point_id]
+        set_latency(rec, p, times, calls, "interleaved", rounds=len(times), order_seed=order_seed,
+                    positions=[o.index(i) for o in orders if i in o], spread=spread(times), noisy=False)
+        if ld.counter.available:
+            nfe, warnings = nfe_cost(ld, p, Draw(torch.empty(0), times, rec["timing"]["calls"]))
+            rec["cost"].update(nfe)
+            rec["warnings"] = sorted(set(rec["warnings"]) | set(warnings))
+        out.append(rec)
+    flag_noisy([r for r in out if r["status"] == "ok"])
+    return out
+
+
+def measure_points(points: list[Point], order_seed: int = 0) -> list[dict[str, Any]]:
+    """Quality pass of every point, then the timing rounds over the interleaved ones (one process)."""
+    recs = [execute_point(p) for p in points]
+    pending = [(p, r) for p, r in zip(points, recs, strict=True) if r["timing"].get("mode") == "pending"]
+    done = {r["point_id"]: r for r in time_rounds(pending, order_seed)}
+    return [done.get(r["point_id"], r) for r in recs]
+
+
+def flag_noisy(records: list[dict[str, Any]]) -> None:
+    """Mark points whose round spread is > NOISY_FACTOR × the median spread of these points."""
+    spreads = [r["timing"]["spread"] for r in records if math.isfinite(r["timing"]["spread"])]
+    if len(spreads) < 3:
+        return
+    typical = statistics.median(spreads)
+    for r in records:
+        s, t = r["timing"]["spread"], r["timing"]["samples_s"]
+        wide = percentile(t, 90) - percentile(t, 10) > NOISY_MIN_S
+        if math.isfinite(s) and s > NOISY_FACTOR * typical and wide:
+            r["timing"]["noisy"] = True
+            r["warnings"].append(f"timing: noisy, spread across rounds {s:.2f} vs the sweep's median "
+                                 f"{typical:.2f}")
+
+
 # ---------------------------------------------------------------- the point
 
 def new_record(point: Point) -> dict[str, Any]:
@@ -242,18 +352,19 @@ def execute_point(point: Point) -> dict[str, Any]:
             warm_up(ld, point)
             d = draw(ld, point)
             validate(ld, point, d)
-            time_more(ld, point, d)
+            interleaved = point.timing.mode == "interleaved"
+            if not interleaved:
+                time_more(ld, point, d)
             nfe, warnings = nfe_cost(ld, point, d)
             peak, peak_kind = memory(ld, point)
             fl = flops(ld, point)
-        b = point.batch_size
-        per_sample = [t / b for t in d.times]
-        stats = summarize(per_sample)
         record["warnings"] = warnings
-        record["timing"] = {"samples_s": d.times, "per_sample_s": per_sample, "batch": b,
-                            "warmup": point.timing.warmup, "repeats": len(d.times), "calls": d.calls}
-        record["cost"] = {**nfe, "flops": fl, "latency_s": stats["median"], "latency_p10_s": stats["p10"],
-                          "latency_p90_s": stats["p90"], "peak_mem_bytes": peak, "peak_mem_kind": peak_kind}
+        record["cost"] = {**nfe, "flops": fl, "peak_mem_bytes": peak, "peak_mem_kind": peak_kind}
+        if interleaved:  # latency comes from time_rounds; until then the record says so
+            record["timing"] = {"mode": "pending", "batch": point.batch_size, "warmup": point.timing.warmup,
+                                "draw_s": d.times, "draw_calls": d.calls}
+        else:
+            set_latency(record, point, d.times, d.calls, "contiguous")
         record["preview"] = encode_preview(ld.dataset.quantise(d.samples[:PREVIEW]), ld.dataset.form.levels)
         quality(ld, point, d, record)
         record["status"] = "ok"

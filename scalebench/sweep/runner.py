@@ -79,9 +79,12 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
     clean_temp_files(run_dir)
     if repair:
         compact_points(run_dir)
-    done = {pid for pid, r in latest_records(run_dir).items() if r.get("status") == "ok"}
+    latest = latest_records(run_dir)
+    done = {pid for pid, r in latest.items() if r.get("status") == "ok"}
+    # quality done, timing interrupted: only the rounds are redone (the quality work is kept)
+    pending = [(p, latest[p.point_id]) for p in points if p.point_id in done and _pending(latest[p.point_id])]
     todo = [p for p in points if p.point_id not in done]
-    if todo or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
+    if todo or pending or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
         write_manifest(run_dir, spec)
     writer = RecordWriter(run_dir)
     executor = executor or LocalExecutor()
@@ -89,19 +92,38 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
     interrupted = False
     bar = _progress(progress)
     with bar:
-        task = bar.add_task("sweep", total=len(todo))
+        task = bar.add_task("sweep", total=len(todo) + len(pending))
         try:
+            by_id = {p.point_id: p for p in todo}
             for rec in executor.run(todo, on_start=lambda p: bar.update(task, description=p.label())):
-                writer.append(rec)
+                writer.append(rec)  # a pending record too: the quality work survives a crash in the rounds
+                if _pending(rec):
+                    pending.append((by_id[rec["point_id"]], rec))
+                    continue
                 ran += 1
                 failed += rec["status"] != "ok"
                 bar.advance(task)
                 if on_record:
                     on_record(rec)
+            if pending:
+                from scalebench.sweep.measure import time_rounds
+
+                bar.update(task, description=f"timing rounds over {len(pending)} points")
+                for rec in time_rounds(pending, order_seed=spec.timing_order_seed()):
+                    writer.append(rec)
+                    ran += rec["point_id"] in by_id
+                    failed += rec["status"] != "ok"
+                    bar.advance(task)
+                    if on_record:
+                        on_record(rec)
         except KeyboardInterrupt:
             interrupted = True
     return SweepResult(run_dir, len(points), len(points) - len(todo), ran, failed,
                        round(time.perf_counter() - t0, 2), interrupted)
+
+
+def _pending(rec: dict[str, Any]) -> bool:
+    return rec.get("status") == "ok" and rec.get("timing", {}).get("mode") == "pending"
 
 
 def _progress(enabled: bool) -> Any:

@@ -41,7 +41,7 @@ from typing import Any
 
 from scalebench.errors import ScalebenchError
 from scalebench.metrics import METRICS
-from scalebench.timing import TimingSettings
+from scalebench.timing import TIMING_MODES, TimingSettings
 
 
 class SpecError(ScalebenchError, ValueError):
@@ -110,6 +110,10 @@ class SweepSpec:
     def hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def timing_order_seed(self) -> int:
+        """Seed of the timing rounds' shuffles: fixed by the spec, so a rerun draws the same orders."""
+        return int(self.hash(), 16) % 2**31
+
 
 def _int_list(where: str, value: Any, minimum: int = 1) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
@@ -170,9 +174,13 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     allowed_t = set(TimingSettings.__dataclass_fields__)
     _unknown_keys(f"{source} [timing]", timing_raw, allowed_t)
     for k, v in timing_raw.items():
-        if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+        if k == "mode":
+            if v not in TIMING_MODES:
+                raise SpecError(f"{source} [timing]: mode = {v!r}; use one of {list(TIMING_MODES)}")
+        elif not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{source} [timing]: {k} = {v!r} must be a non-negative number")
-    timing = TimingSettings(**{k: (float(v) if k == "min_duration_s" else int(v)) for k, v in timing_raw.items()})
+    timing = TimingSettings(**{k: (v if k == "mode" else float(v) if k == "min_duration_s" else int(v))
+                               for k, v in timing_raw.items()})
     gens_raw = data.get("generators")
     if not isinstance(gens_raw, list) or not gens_raw:
         raise SpecError(f"{source}: needs at least one [[generators]] table with a name")
