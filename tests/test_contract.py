@@ -287,3 +287,18 @@ def test_garbage_samples_fail_the_point_naming_the_rule(tmp_path, kind: str, rul
     (rec,) = list(iter_records(tmp_path / "run"))
     assert res.failed == 1 and rec["status"] == "failed" and rec["metrics"] == {}
     assert f"(rule: {rule})" in rec["error"] and name in rec["error"]
+
+
+def test_flops_are_cached_on_disk_across_processes(tmp_path, monkeypatch) -> None:
+    """A later process (empty memo) reads FLOPs from the cache instead of importing the counter."""
+    from scalebench.sweep import measure
+
+    spec = toy_spec(generators=[{"name": "ok-double", "K": [5], "seeds": [0]}])
+    run_sweep(parse_spec(spec), tmp_path / "a", progress=False)
+    (first,) = list(iter_records(tmp_path / "a"))
+    monkeypatch.setattr(measure, "_FLOPS", {})
+    monkeypatch.setattr(measure, "count_flops", lambda *a, **k: pytest.fail("FLOPs recounted"))
+    run_sweep(parse_spec({**spec, "generators": [{"name": "ok-double", "K": [5], "seeds": [1]}]}),
+              tmp_path / "b", progress=False)
+    (second,) = list(iter_records(tmp_path / "b"))
+    assert second["status"] == "ok" and second["cost"]["flops"] == first["cost"]["flops"]

@@ -19,6 +19,7 @@ process from the point, and stores this process's machine calibration figure in 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
@@ -26,10 +27,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from scalebench.atomic import atomic_write_text
 from scalebench.metrics.cost import CallCounter, count_flops, networks_of, peak_memory
 from scalebench.provenance import now, provenance
 from scalebench.results import SCHEMA_VERSION, encode_preview
@@ -178,11 +181,31 @@ def nfe_cost(ld: Loaded, point: Point, d: Draw) -> tuple[dict[str, Any], list[st
 
 
 def flops(ld: Loaded, point: Point, n: int = 8) -> float:
-    """FLOPs per sample, counted once per budget (they do not depend on the seed)."""
-    key = (point.generator, point.fingerprint, point.sampler, point.S, point.K, point.device, point.dtype)
+    """FLOPs per sample, counted once per budget (they do not depend on the seed) and cached on disk.
+
+    The disk cache (one JSON file per generator fingerprint, sampler, budget, device type and
+    dtype) spares later processes the FLOP counter's import of torch._dynamo (≈ 2 s) and the probe.
+    """
+    key = (point.generator, point.fingerprint, point.sampler, point.S, point.K, point.device.split(":")[0],
+           point.dtype)
     if key not in _FLOPS:
-        _FLOPS[key] = count_flops(_sampler(ld, point, n, _rng(point.device, PROBE_SEED)), n)
+        path = _flops_path(key)
+        if path.exists():
+            _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
+        else:
+            _FLOPS[key] = count_flops(_sampler(ld, point, n, _rng(point.device, PROBE_SEED)), n)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps({"key": list(key), "flops_per_sample": _FLOPS[key], "probe_n": n}))
     return _FLOPS[key]
+
+
+def _flops_path(key: tuple) -> Path:
+    import hashlib
+
+    from scalebench.metrics.fid import cache_dir
+
+    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:20]
+    return cache_dir() / "flops" / f"{key[0]}-{digest}.json"
 
 
 def memory(ld: Loaded, point: Point) -> tuple[int | None, str]:
