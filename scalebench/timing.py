@@ -27,6 +27,8 @@ class TimingSettings:
     # "contiguous": each point's repeats back to back (the old behaviour, kept for comparison).
     mode: str = "interleaved"
     rounds: int = 7
+    # glibc keeps freed memory instead of returning it to the OS between batches (`set_allocator`)
+    steady_allocator: bool = True
 
 
 TIMING_MODES = ("interleaved", "contiguous")
@@ -100,3 +102,38 @@ def calibration_figure(device: str = "cpu", repeats: int = 41) -> float:
         work()
         times = [time_call(work, device)[1] for _ in range(repeats)]
     return statistics.median(times)
+
+
+# glibc mallopt parameters (malloc.h) and its defaults; the thresholds are in bytes.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+STEADY = {"trim_threshold": 1 << 30, "mmap_threshold": 32 << 20}  # 32 MiB is glibc's maximum on 64-bit
+_ALLOCATOR: dict[str, object] = {}
+
+
+def set_allocator(steady: bool) -> dict[str, object]:
+    """Make the C allocator keep freed memory (steady) or restore glibc's thresholds; once per change.
+
+    Without it, glibc hands large freed blocks back to the OS after every batch and page-faults
+    them in again on the next one (tens of thousands of minor faults per diffusion batch), which
+    shows up as latency that depends on what ran before. Returns what is in effect (recorded in
+    every point's record); {"steady": False, "available": False} where there is no glibc.
+    """
+    if _ALLOCATOR.get("steady") == steady:
+        return dict(_ALLOCATOR)
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        _ALLOCATOR.clear()
+        _ALLOCATOR.update(steady=False, available=False)
+        return dict(_ALLOCATOR)
+    trim, mmap = ((STEADY["trim_threshold"], STEADY["mmap_threshold"]) if steady
+                  else (GLIBC_DEFAULT_THRESHOLD, GLIBC_DEFAULT_THRESHOLD))
+    ok = bool(mallopt(M_TRIM_THRESHOLD, trim)) and bool(mallopt(M_MMAP_THRESHOLD, mmap))
+    _ALLOCATOR.clear()
+    _ALLOCATOR.update(steady=steady and ok, available=ok, trim_threshold=trim, mmap_threshold=mmap)
+    return dict(_ALLOCATOR)

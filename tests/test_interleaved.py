@@ -105,3 +105,24 @@ def test_unknown_timing_mode_is_rejected(bad) -> None:
 
     with pytest.raises(SpecError, match="mode"):
         parse_spec(toy_spec(generators=FOUR, timing={**INTERLEAVED, "mode": bad}))
+
+
+def test_steady_allocator_is_a_recorded_setting(tmp_path) -> None:
+    """The allocator setting enters the point identity and every record; a non-bool is refused."""
+    from scalebench.results import iter_records
+    from scalebench.sweep.plan import expand
+    from scalebench.sweep.runner import run_sweep
+    from scalebench.sweep.spec import SpecError, parse_spec
+    from tests.conftest import toy_spec
+
+    on = parse_spec(toy_spec())
+    off = parse_spec(toy_spec(timing={**toy_spec()["timing"], "steady_allocator": False}))
+    assert on.timing.steady_allocator and not off.timing.steady_allocator
+    assert not {p.point_id for p in expand(on)} & {p.point_id for p in expand(off)}
+    with pytest.raises(SpecError, match="steady_allocator = 1 must be true or false"):
+        parse_spec(toy_spec(timing={**toy_spec()["timing"], "steady_allocator": 1}))
+    run_sweep(on, tmp_path / "on", progress=False)
+    rec = list(iter_records(tmp_path / "on"))[-1]
+    assert rec["allocator"]["steady"] is True and rec["allocator"]["trim_threshold"] == 1 << 30
+    run_sweep(off, tmp_path / "off", progress=False)
+    assert list(iter_records(tmp_path / "off"))[-1]["allocator"]["steady"] is False

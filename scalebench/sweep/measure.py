@@ -38,7 +38,7 @@ from scalebench.provenance import now, provenance
 from scalebench.results import SCHEMA_VERSION, encode_preview
 from scalebench.samples import check_samples
 from scalebench.sweep.plan import Point
-from scalebench.timing import calibration_figure, percentile, repeat_until, summarize, time_call
+from scalebench.timing import calibration_figure, percentile, repeat_until, set_allocator, summarize, time_call
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,13 @@ class Draw:
 
 # ---------------------------------------------------------------- steps
 
-def set_threads(n: int) -> None:
-    """torch's intra-op thread count, set once per process (the spec's `threads`)."""
+def set_threads(n: int, steady_allocator: bool = True) -> dict[str, object]:
+    """Process settings, applied once per change: torch's thread count (the spec's `threads`) and
+    the C allocator's thresholds (`[timing] steady_allocator`); returns the allocator in effect."""
     if _THREADS != [n]:
         torch.set_num_threads(n)
         _THREADS[:] = [n]
+    return set_allocator(steady_allocator)
 
 
 def get_loaded(name: str, device: str) -> Any:
@@ -280,7 +282,7 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
     failed: dict[str, str] = {}
     for p, _ in pairs:
         try:
-            set_threads(p.threads)
+            set_threads(p.threads, p.timing.steady_allocator)
             ld = load(p)
             with torch.inference_mode(), _autocast(p.device, p.dtype):
                 warm_up(ld, p)
@@ -296,7 +298,7 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
             p = pairs[i][0]
             ld, rng, times, calls = state[p.point_id]
             try:
-                set_threads(p.threads)
+                set_threads(p.threads, p.timing.steady_allocator)
                 with torch.inference_mode(), _autocast(p.device, p.dtype), ld.counter:
                     times.append(time_call(_sampler(ld, p, p.batch_size, rng), p.device)[1])
                 calls.append(ld.counter.count)
@@ -365,7 +367,7 @@ def execute_point(point: Point) -> dict[str, Any]:
     t0 = time.perf_counter()
     record = new_record(point)
     try:
-        set_threads(point.threads)
+        record["allocator"] = set_threads(point.threads, point.timing.steady_allocator)
         record["calibration_s"] = calibration_figure(point.device)
         ld = load(point)
         card = ld.card

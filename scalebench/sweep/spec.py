@@ -177,10 +177,13 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
         if k == "mode":
             if v not in TIMING_MODES:
                 raise SpecError(f"{source} [timing]: mode = {v!r}; use one of {list(TIMING_MODES)}")
+        elif k == "steady_allocator":
+            if not isinstance(v, bool):
+                raise SpecError(f"{source} [timing]: steady_allocator = {v!r} must be true or false")
         elif not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
             raise SpecError(f"{source} [timing]: {k} = {v!r} must be a non-negative number")
-    timing = TimingSettings(**{k: (v if k == "mode" else float(v) if k == "min_duration_s" else int(v))
-                               for k, v in timing_raw.items()})
+    timing = TimingSettings(**{k: (v if k in ("mode", "steady_allocator") else float(v) if k == "min_duration_s"
+                                   else int(v)) for k, v in timing_raw.items()})
     gens_raw = data.get("generators")
     if not isinstance(gens_raw, list) or not gens_raw:
         raise SpecError(f"{source}: needs at least one [[generators]] table with a name")
