@@ -30,6 +30,7 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("diffusion", "DiffusionGenerator", aliases=("ddpm", "ddim")),
     Family("gpt", "GPTGenerator", aliases=("ar",)),
+    Family("mtp", "MTPGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
