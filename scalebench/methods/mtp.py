@@ -120,9 +120,9 @@ def head_logits(net: MTPNet, tokens: torch.Tensor, k: int | None = None) -> torc
 
 @torch.no_grad()
 def independent_decode(net: MTPNet, k: int, u: torch.Tensor, use_cache: bool = True) -> torch.Tensor:
-    """Naive multi-token decoding (Gloeckle et al. 2024, §"self-speculative" baseline without
-    verification): 64/k steps, each one trunk call on the committed prefix; the next k tokens
-    are drawn independently, token t+j-1 from head j's marginal at its own uniform u[:, t+j-1].
+    """Naive multi-token decoding with the heads of Gloeckle et al. 2024 (no verification):
+    d/k steps, each one network call on the committed prefix; the next k tokens are drawn
+    independently, token t+j-1 from head j's marginal at its own uniform u[:, t+j-1].
 
     `use_cache=False` recomputes the whole prefix every step (the reference for the cache).
     """
