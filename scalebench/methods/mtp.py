@@ -92,13 +92,16 @@ class MTPNet(nn.Module):
         self.heads = MTPHeads(trunk.out_size or trunk.d_model, trunk.vocab_size, k_max, head_hidden)
 
     def forward(self, tokens: torch.Tensor | None = None, pos: torch.Tensor | None = None,
-                cond: torch.Tensor | None = None, cache: KVCache | None = None, k: int | None = None) -> torch.Tensor:
+                cond: torch.Tensor | None = None, cache: KVCache | None = None, k: int | None = None,
+                last: bool = False) -> torch.Tensor:
         """Logits (B, P+T, k, LEVELS): row i holds heads 1..k read after fed row i.
 
         `cond` (B,) of zeros feeds the start token first (`start(n)`); `tokens`/`pos`/`cache`
-        are as for `CausalTransformer`.
+        are as for `CausalTransformer`. `last` applies the heads to the last row only (B, 1, k, V):
+        decoding needs no other row.
         """
-        return self.heads(self.trunk(tokens, pos=pos, cond=cond, cache=cache), k)
+        h = self.trunk(tokens, pos=pos, cond=cond, cache=cache)
+        return self.heads(h[:, -1:] if last else h, k)
 
 
 def start(n: int, device: torch.device | str) -> torch.Tensor:
@@ -134,11 +137,11 @@ def independent_decode(net: MTPNet, k: int, u: torch.Tensor, use_cache: bool = T
     pos, cond = torch.arange(d, device=u.device), start(n, u.device)
     for t in range(0, d, k):
         if t == 0:  # the start token alone
-            logits = net(cond=cond, cache=cache, k=k)
+            logits = net(cond=cond, cache=cache, k=k, last=True)
         elif cache is not None:  # feed the k tokens committed last step
-            logits = net(tokens[:, t - k:t], pos=pos[t - k:t], cache=cache, k=k)
+            logits = net(tokens[:, t - k:t], pos=pos[t - k:t], cache=cache, k=k, last=True)
         else:
-            logits = net(tokens[:, :t], pos=pos[:t], cond=cond, k=k)
+            logits = net(tokens[:, :t], pos=pos[:t], cond=cond, k=k, last=True)
         tokens[:, t:t + k] = ar.inverse_cdf(logits[:, -1], u[:, t:t + k])
     return tokens
 
