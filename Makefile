@@ -55,6 +55,7 @@ lint: install
 train: install
 	$(SB) train features
 	$(SB) train gpt
+	$(SB) train mtp
 	$(SB) train diffusion
 
 clean:

@@ -41,7 +41,7 @@ def _write(tmp_path: Path, spec: dict, name: str = "spec.toml") -> Path:
 
 @pytest.mark.parametrize("args, needle", [
     (["run", "nope.toml"], "does not exist"),
-    (["run", "SPEC", "--only", "gtp"], "did you mean 'gpt'"),
+    (["run", "SPEC", "--only", "gptt"], "did you mean 'gpt'"),
     (["run", "SPEC", "--device", "tpu"], "device = 'tpu'"),
     (["run", "BAD"], "malformed TOML"),
     (["run", "BADK"], "K=1000 is not valid"),

@@ -31,6 +31,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("diffusion", "DiffusionGenerator", aliases=("ddpm", "ddim")),
     Family("gpt", "GPTGenerator", aliases=("ar",)),
     Family("pixelcnn", "PixelCNNGenerator"),
+    Family("mtp", "MTPGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
