@@ -52,11 +52,13 @@ test-slow: install  # exit code 5 = no slow tests collected, which is fine
 lint: install
 	$(VENV)/bin/ruff check scalebench tests benchmarks
 
-train: install
+train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train features
-	$(SB) train gpt
-	$(SB) train mtp
+	$(SB) train refnet
 	$(SB) train diffusion
+	$(SB) train gpt
+	$(SB) train pixelcnn
+	$(SB) train mtp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
