@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Axis, Budget, MethodCard
-from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens, quantise, to_tokens, upsample
+from scalebench.data.digits import LEVELS, SIDE, Digits, to_tokens
 from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig, n_params
+from scalebench.methods.raster_ar import ResolutionARGenerator
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.training import Recipe, fit_model, seeded
 from scalebench.zoo import load_module, save_checkpoint
@@ -93,7 +94,7 @@ def build_model(cfg: TransformerConfig = MODEL) -> CausalTransformer:
     return CausalTransformer(cfg)
 
 
-class GPTGenerator:
+class GPTGenerator(ResolutionARGenerator):
     """The shipped resolution-conditioned GPT, exposed to the harness."""
 
     card = MethodCard(
@@ -114,6 +115,8 @@ class GPTGenerator:
 
     checkpoints = ("gpt",)
 
+    chunk = SAMPLE_CHUNK
+
     def __init__(self, device: str = "cpu") -> None:
         self.model, self.meta = load_module("gpt", lambda m: build_model(TransformerConfig(**m["model"])), device)
         self.device = torch.device(device)
@@ -123,31 +126,14 @@ class GPTGenerator:
 
     def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None,
                use_cache: bool = True) -> torch.Tensor:
-        """n samples, canonical (n, 1, 8, 8) in [0, 1]; all randomness from `rng`."""
-        self.card.check_budget(budget)
-        self.card.check_sampler(sampler)
-        r = math.isqrt(budget.S)
-        u = torch.rand(n, budget.S, generator=rng, device=rng.device).to(self.device)
-        tokens = torch.cat([decode(self.model, r, u[i:i + SAMPLE_CHUNK], use_cache)
-                            for i in range(0, n, SAMPLE_CHUNK)]) if n else u.long()
-        return upsample(from_tokens(tokens), SIDE)
+        """n samples, canonical (n, 1, 8, 8) in [0, 1]; `use_cache=False` recomputes every prefix."""
+        return self._sample(n, budget, rng, sampler, lambda r, u: decode(self.model, r, u, use_cache))
 
-    def nfe(self, budget: Budget, sampler: str | None = None) -> int:
-        """S: the prefix call yields token 0, then one cached call per further token."""
-        self.card.check_budget(budget)
-        return budget.S
+    def decode_tokens(self, r: int, u: torch.Tensor) -> torch.Tensor:
+        return decode(self.model, r, u)
 
-    @torch.no_grad()
-    def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None:
-        """Exact bits/dim of canonical 8×8 images (quantised first) at S=64; None for S<64."""
-        self.card.check_budget(budget)
-        if budget.S != SIDE * SIDE:
-            return None
-        tokens = to_tokens(quantise(x.to(self.device).float()))
-        if not len(tokens):
-            return torch.zeros(0, device=self.device)
-        return torch.cat([bits_per_dim(self.model, tokens[i:i + SAMPLE_CHUNK])
-                          for i in range(0, len(tokens), SAMPLE_CHUNK)])
+    def token_bits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return bits_per_dim(self.model, tokens)
 
 
 def _pyramid_tokens(split: str) -> tuple[torch.Tensor, ...]:

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scalebench.api import Axis, Budget, MethodCard
-from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens, quantise, to_tokens, upsample
+from scalebench.api import Axis, MethodCard
+from scalebench.data.digits import LEVELS, SIDE, Digits, to_tokens
 from scalebench.methods.nets.pixelcnn import GatedPixelCNN, PixelCNNConfig, n_params
+from scalebench.methods.raster_ar import ResolutionARGenerator
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.training import Recipe, fit_model, seeded
 from scalebench.zoo import load_module, save_checkpoint
@@ -87,7 +88,7 @@ def build_model(cfg: PixelCNNConfig = MODEL) -> GatedPixelCNN:
     return GatedPixelCNN(cfg)
 
 
-class PixelCNNGenerator:
+class PixelCNNGenerator(ResolutionARGenerator):
     """The shipped resolution-conditioned gated PixelCNN, exposed to the harness."""
 
     card = MethodCard(
@@ -107,6 +108,7 @@ class PixelCNNGenerator:
     )
 
     checkpoints = ("pixelcnn",)
+    chunk = SAMPLE_CHUNK
 
     def __init__(self, device: str = "cpu") -> None:
         self.model, self.meta = load_module(
@@ -116,32 +118,11 @@ class PixelCNNGenerator:
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"pixelcnn": self.model}
 
-    def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None) -> torch.Tensor:
-        """n samples, canonical (n, 1, 8, 8) in [0, 1]; all randomness from `rng`."""
-        self.card.check_budget(budget)
-        self.card.check_sampler(sampler)
-        r = math.isqrt(budget.S)
-        u = torch.rand(n, budget.S, generator=rng, device=rng.device).to(self.device)
-        tokens = torch.cat([decode(self.model, r, u[i:i + SAMPLE_CHUNK])
-                            for i in range(0, n, SAMPLE_CHUNK)]) if n else u.long()
-        return upsample(from_tokens(tokens), SIDE)
+    def decode_tokens(self, r: int, u: torch.Tensor) -> torch.Tensor:
+        return decode(self.model, r, u)
 
-    def nfe(self, budget: Budget, sampler: str | None = None) -> int:
-        """S: one pass of the net per pixel written."""
-        self.card.check_budget(budget)
-        return budget.S
-
-    @torch.no_grad()
-    def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None:
-        """Exact bits/dim of canonical 8×8 images (quantised first) at S=64; None for S<64."""
-        self.card.check_budget(budget)
-        if budget.S != SIDE * SIDE:
-            return None
-        tokens = to_tokens(quantise(x.to(self.device).float()))
-        if not len(tokens):
-            return torch.zeros(0, device=self.device)
-        return torch.cat([bits_per_dim(self.model, tokens[i:i + SAMPLE_CHUNK])
-                          for i in range(0, len(tokens), SAMPLE_CHUNK)])
+    def token_bits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return bits_per_dim(self.model, tokens)
 
 
 def _pyramid_tokens(split: str) -> tuple[torch.Tensor, ...]:
