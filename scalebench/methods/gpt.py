@@ -17,7 +17,6 @@ Brown et al. 2020 (GPT-3); the architecture follows GPT-2 (Radford et al. 2019).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import torch
@@ -85,9 +84,7 @@ def decode(model: CausalTransformer, r: int, u: torch.Tensor, use_cache: bool = 
 
 def bits_per_dim(model: CausalTransformer, tokens: torch.Tensor, r: int = SIDE) -> torch.Tensor:
     """Per-example exact NLL in bits per token of (B, r²) tokens under the r×r model."""
-    logits = teacher_forced_logits(model, tokens, r).float()
-    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, r²) nats
-    return nll.sum(1) / (tokens.shape[1] * math.log(2))
+    return ar.bits_from_logits(teacher_forced_logits(model, tokens, r), tokens)
 
 
 def build_model(cfg: TransformerConfig = MODEL) -> CausalTransformer:

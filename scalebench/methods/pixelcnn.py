@@ -18,7 +18,6 @@ Generation with PixelCNN Decoders" (gated PixelCNN, vertical + horizontal stacks
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,9 +78,7 @@ def decode(model: GatedPixelCNN, r: int, u: torch.Tensor,
 
 def bits_per_dim(model: GatedPixelCNN, tokens: torch.Tensor, r: int = SIDE) -> torch.Tensor:
     """Per-example exact NLL in bits per pixel of (B, r²) tokens under the r×r model."""
-    logits = teacher_forced_logits(model, tokens, r).float()
-    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, r²) nats
-    return nll.sum(1) / (tokens.shape[1] * math.log(2))
+    return ar.bits_from_logits(teacher_forced_logits(model, tokens, r), tokens)
 
 
 def build_model(cfg: PixelCNNConfig = MODEL) -> GatedPixelCNN:

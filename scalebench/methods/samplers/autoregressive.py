@@ -16,6 +16,16 @@ NextLogits = Callable[[int, torch.Tensor], torch.Tensor]
 """(i, tokens so far (n, d) with positions ≥ i undefined) → logits (n, V) of token i."""
 
 
+def bits_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-example exact NLL in bits per token from teacher-forced logits (B, d, V) of tokens (B, d)."""
+    import math
+
+    import torch.nn.functional as F
+
+    nll = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")  # (B, d) nats
+    return nll.sum(1) / (tokens.shape[1] * math.log(2))
+
+
 def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Token whose CDF interval holds u ∈ [0, 1): ancestral sampling from explicit noise."""
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(-1)
