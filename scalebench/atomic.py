@@ -18,6 +18,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; results, caches and shipped package data are world-readable
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
