@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalebench.api import Axis, Budget, MethodCard
-from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens, quantise, to_tokens
+from scalebench.data.digits import LEVELS, SIDE, Digits, from_tokens
 from scalebench.methods.nets.transformer import CausalTransformer, KVCache, TransformerConfig, n_params
+from scalebench.methods.raster_ar import exact_nll
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.training import Recipe, fit_model, seeded
 from scalebench.zoo import load_checkpoint, load_module, save_checkpoint
@@ -219,11 +220,7 @@ class MTPGenerator:
         self.card.check_budget(budget)
         if budget.S != N_TOKENS:
             return None
-        tokens = to_tokens(quantise(x.to(self.device).float()))
-        if not len(tokens):
-            return torch.zeros(0, device=self.device)
-        return torch.cat([bits_per_dim(self.model, tokens[i:i + SAMPLE_CHUNK])
-                          for i in range(0, len(tokens), SAMPLE_CHUNK)])
+        return exact_nll(x, lambda t: bits_per_dim(self.model, t), self.device, SAMPLE_CHUNK)
 
 
 def _targets(tokens: torch.Tensor, k_max: int) -> torch.Tensor:

@@ -48,13 +48,17 @@ class ResolutionARGenerator:
         self.card.check_budget(budget)
         return budget.S
 
-    @torch.no_grad()
     def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None:
         """Exact bits/dim of canonical 8×8 images (quantised first) at S=64; None for S<64."""
         self.card.check_budget(budget)
-        if budget.S != SIDE * SIDE:
-            return None
-        tokens = to_tokens(quantise(x.to(self.device).float()))
-        if not len(tokens):
-            return torch.zeros(0, device=self.device)
-        return torch.cat([self.token_bits(tokens[i:i + self.chunk]) for i in range(0, len(tokens), self.chunk)])
+        return exact_nll(x, self.token_bits, self.device, self.chunk) if budget.S == SIDE * SIDE else None
+
+
+@torch.no_grad()
+def exact_nll(x: torch.Tensor, token_bits: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
+              chunk: int) -> torch.Tensor:
+    """Per-example bits/dim of canonical 8×8 images under a token model, scored `chunk` rows at a time."""
+    tokens = to_tokens(quantise(x.to(device).float()))
+    if not len(tokens):
+        return torch.zeros(0, device=device)
+    return torch.cat([token_bits(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,9 @@ def bits_per_dim(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     b, d = tokens.shape
     pos = torch.arange(d - 1, device=tokens.device)
     cond = torch.zeros(b, dtype=torch.long, device=tokens.device)
-    logits = model(tokens[:, :-1], pos=pos, cond=cond).float()  # row i predicts token i
-    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
-    return nll.sum(1) / (d * math.log(2))
+    from scalebench.methods.samplers.autoregressive import bits_from_logits
+
+    return bits_from_logits(model(tokens[:, :-1], pos=pos, cond=cond), tokens)  # row i predicts token i
 
 
 def reference_model(device: str = "cpu") -> Any:
