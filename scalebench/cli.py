@@ -82,6 +82,8 @@ def run(
     spec: Annotated[Path, typer.Argument(help="sweep spec (TOML)")] = DEFAULT_SPEC,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default results/<spec name>)")] = None,
     device: Annotated[str | None, typer.Option(help="override the spec's device, e.g. cpu, cuda")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--eager", help="override the spec's compile "
+                                                 "setting (torch.compile of the networks)")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another process is writing the run directory, "
                                        "wait for it instead of exiting 2")] = False,
@@ -98,7 +100,7 @@ def run(
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
-    s = load_spec(spec, device=device)
+    s = load_spec(spec, device=device, compile=compile)
     check_device(s.device)
     names = tuple(n for o in (only or []) for n in o.split(",") if n)
     run_dir = out or Path("results") / s.name

@@ -132,7 +132,7 @@ class PooledPoint:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return tuple(self.record.get(f) for f in KEY_FIELDS)
+        return tuple(self.record.get(f) for f in KEY_FIELDS) + (bool(self.record.get("compile", False)),)
 
     @property
     def label(self) -> str:

@@ -218,7 +218,7 @@ def check_measured_point(ctx: Context) -> str:
 
     assert ctx.card is not None
     name = GENERATORS.canonical(ctx.name)
-    _GENERATORS.setdefault((name, ctx.device), ctx.gen)
+    _GENERATORS.setdefault((name, ctx.device, False), ctx.gen)
     c = ctx.card.for_sampler(None)
     identity = generator_identity(name)
     point = Point(generator=name, sampler=ctx.card.samplers[0], S=c.S.default, K=c.K.default, seed=0, n=2 * N,

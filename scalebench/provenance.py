@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -31,7 +32,12 @@ def versions() -> dict[str, str]:
 
 @cache
 def git_commit(path: str | None = None) -> str:
-    """HEAD of the scalebench checkout (with '+dirty' when the tree has changes), or 'unknown'."""
+    """HEAD of the scalebench checkout (with '+dirty' when the tree has changes), or 'unknown'.
+
+    A copy without `.git` (a tree shipped to a GPU machine) names its commit in $SCALEBENCH_GIT_COMMIT.
+    """
+    if os.environ.get("SCALEBENCH_GIT_COMMIT") and path is None:
+        return os.environ["SCALEBENCH_GIT_COMMIT"]
     cwd = path or str(Path(__file__).resolve().parent)
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,

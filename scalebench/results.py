@@ -40,7 +40,7 @@ MANIFEST = "manifest.json"
 # Columns identifying a point in the tidy table, in display order.
 POINT_COLUMNS = [
     "run", "point_id", "generator", "sampler", "family", "category", "outer", "dataset",
-    "S", "K", "seed", "n", "batch_size", "device", "dtype", "threads", "status", "error",
+    "S", "K", "seed", "n", "batch_size", "device", "dtype", "compile", "threads", "status", "error",
 ]
 COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
 PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash", "timing_mode", "timing_noisy"]
@@ -241,6 +241,7 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
     from scalebench.metrics import METRICS
 
     base = {c: record.get(c) for c in POINT_COLUMNS}
+    base["compile"] = bool(record.get("compile", False))  # records from before the setting ran eager
     base["run"] = record.get("run") or run
     cost = record.get("cost") or {}
     base.update({c: cost.get(c) for c in COST_COLUMNS})

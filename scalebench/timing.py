@@ -36,19 +36,24 @@ TIMING_MODES = ("interleaved", "contiguous")
 
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def time_call(fn: Callable[[], object], device: str) -> tuple[object, float]:
-    """Run `fn` once and return (its result, elapsed seconds) with device synchronisation."""
+    """Run `fn` once and return (its result, elapsed seconds) with device synchronisation.
+
+    On CUDA the events are recorded on the current stream *of the point's device* (`cuda:1`
+    times cuda:1, whichever device is current in the process).
+    """
     if device.startswith("cuda"):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        start.record()
-        out = fn()
-        end.record()
-        torch.cuda.synchronize()
-        return out, start.elapsed_time(end) / 1e3
+        with torch.cuda.device(torch.device(device)):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            out = fn()
+            end.record()
+            end.synchronize()
+            return out, start.elapsed_time(end) / 1e3
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0

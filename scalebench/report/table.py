@@ -54,7 +54,7 @@ SCALES, NOT_SCALES = "scales", "does not scale"
 # The data floor of metric m travels in each record as metrics["m_floor"] and metrics["m_floor_sd"].
 FLOOR_SUFFIX, FLOOR_SD_SUFFIX = "_floor", "_floor_sd"
 # Averaging across runs must not mix these (a ValueError names the one that differs).
-HOMOGENEOUS = ("n", "dtype", "device", "dataset")
+HOMOGENEOUS = ("n", "dtype", "device", "dataset", "compile")
 
 
 def is_floor_metric(name: str) -> bool:

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 PREVIEW = 16  # samples kept in each record for the report's sample grids
 WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
 
-_GENERATORS: dict[tuple[str, str], Any] = {}
+_GENERATORS: dict[tuple[str, str, bool], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
 _FLOPS: dict[tuple, float] = {}
 _THREADS: list[int] = []
@@ -82,20 +82,37 @@ def set_threads(n: int, steady_allocator: bool = True) -> dict[str, object]:
     return set_allocator(steady_allocator)
 
 
-def get_loaded(name: str, device: str) -> Any:
-    """The generator `name` on `device`, loaded once per process."""
+def get_loaded(name: str, device: str, compile: bool = False) -> Any:
+    """The generator `name` on `device`, loaded once per process (eager and compiled apart)."""
     from scalebench.registry import load_generator
 
-    key = (name, device)
+    key = (name, device, compile)
     if key not in _GENERATORS:
-        _GENERATORS[key] = load_generator(name, device=device)
+        gen = load_generator(name, device=device)
+        if compile:
+            compile_networks(gen)
+        _GENERATORS[key] = gen
     return _GENERATORS[key]
+
+
+def compile_networks(gen: Any, backend: str = "inductor") -> None:
+    """Route each declared network's `forward` through `torch.compile`, in place.
+
+    The forward, not the module, is compiled so that `__call__` (and with it the NFE counter's
+    hooks) stays eager: compiled hooks would be guarded on and recompile whenever the counter
+    attaches. A generator without `networks()` has nothing to compile (its points say so).
+    """
+    nets = networks_of(gen)
+    if not nets:
+        raise ValueError(f"compile = true needs networks() on {type(gen).__name__}; run it eager (compile = false)")
+    for net in nets.values():
+        net.forward = torch.compile(net.forward, backend=backend)
 
 
 def load(point: Point) -> Loaded:
     from scalebench.data import get_dataset
 
-    gen = get_loaded(point.generator, point.device)
+    gen = get_loaded(point.generator, point.device, point.compile)
     card = gen.card.for_sampler(point.sampler)
     card.check_budget(point.budget)
     return Loaded(gen, card, get_dataset(card.dataset), CallCounter(networks_of(gen)))
@@ -115,10 +132,11 @@ def _sampler(ld: Loaded, point: Point, size: int, rng: torch.Generator):
     return lambda: ld.gen.sample(size, point.budget, rng, point.sampler)
 
 
-def warm_up(ld: Loaded, point: Point) -> None:
+def warm_up(ld: Loaded, point: Point) -> list[float]:
+    """Untimed-for-latency batches; their seconds are kept (a compiled point's first one holds the compile)."""
     rng = _rng(point.device, WARMUP_SEED + point.seed)
-    for _ in range(point.timing.warmup):
-        time_call(_sampler(ld, point, point.batch_size, rng), point.device)
+    return [time_call(_sampler(ld, point, point.batch_size, rng), point.device)[1]
+            for _ in range(point.timing.warmup)]
 
 
 def draw(ld: Loaded, point: Point) -> Draw:
@@ -194,8 +212,10 @@ def flops(ld: Loaded, point: Point, n: int = 8) -> float:
         path = _flops_path(key)
         if path.exists():
             _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
-        else:
-            _FLOPS[key] = count_flops(_sampler(ld, point, n, _rng(point.device, PROBE_SEED)), n)
+        else:  # counted on the eager networks: the FLOP counter does not see inside compiled graphs
+            gen = get_loaded(point.generator, point.device) if point.compile else ld.gen
+            rng = _rng(point.device, PROBE_SEED)
+            _FLOPS[key] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps({"key": list(key), "flops_per_sample": _FLOPS[key], "probe_n": n}))
     return _FLOPS[key]
@@ -356,7 +376,8 @@ def new_record(point: Point) -> dict[str, Any]:
         "schema": SCHEMA_VERSION, "point_id": point.point_id, "spec_hash": point.spec_hash,
         "generator": point.generator, "sampler": point.sampler, "S": point.S, "K": point.K,
         "seed": point.seed, "n": point.n, "batch_size": point.batch_size, "device": point.device,
-        "dtype": point.dtype, "threads": point.threads, "fingerprint": point.fingerprint,
+        "dtype": point.dtype, "compile": point.compile, "threads": point.threads,
+        "fingerprint": point.fingerprint,
         "identity": dict(point.identity), "metrics": {}, "cost": {}, "timing": {}, "warnings": [],
         "status": "failed", "error": None, "started_at": now(),
     }
@@ -374,7 +395,7 @@ def execute_point(point: Point) -> dict[str, Any]:
         record.update(family=card.family, category=card.category, outer=card.outer,
                       likelihood=card.likelihood, dataset=card.dataset)
         with torch.inference_mode(), _autocast(point.device, point.dtype):
-            warm_up(ld, point)
+            record["warmup_s"] = warm_up(ld, point)
             d = draw(ld, point)
             validate(ld, point, d)
             interleaved = point.timing.mode == "interleaved"

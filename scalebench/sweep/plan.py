@@ -1,7 +1,7 @@
 """Grid expansion: a spec becomes grid points (generator × sampler × S × K × seed).
 
 A point's identity is a hash of everything that changes its numbers: the settings (sampler,
-budget, seed, sample count, batch size, device, dtype, threads, metrics, timing) and the
+budget, seed, sample count, batch size, device, dtype, threads, metrics, timing, compile) and the
 generator's `identity` (`generator_identity`): its target, the content hashes of its
 checkpoints **and their parents** (zoo index), or for a plugin the hash it declares or of
 the files it names; the hash of its sampling code and of the measuring/metric code; the
@@ -42,6 +42,7 @@ class Point:
     threads: int = 1
     identity: tuple[tuple[str, str], ...] = ()  # the parts behind `fingerprint` (kept in records)
     spec_hash: str = ""
+    compile: bool = False  # networks' forward through torch.compile
 
     @property
     def budget(self) -> Budget:
@@ -52,6 +53,8 @@ class Point:
         d = asdict(self)
         d.pop("spec_hash")
         d.pop("identity")  # already summarised by `fingerprint`
+        if not d["compile"]:
+            d.pop("compile")  # eager points keep the ids they had before the setting existed
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:
@@ -142,7 +145,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
                             batch_size=min(entry.batch_size, entry.samples), device=spec.device,
                             dtype=spec.dtype, metrics=entry.metrics, timing=spec.timing,
                             fingerprint=fp, threads=spec.threads, identity=tuple(sorted(identity.items())),
-                            spec_hash=spec.hash(),
+                            spec_hash=spec.hash(), compile=spec.compile,
                         ))
     if only and not points:
         raise SpecError(f"--only {' '.join(only)}: none of these generators is in {spec.source}")

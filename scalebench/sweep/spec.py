@@ -10,6 +10,7 @@ Example::
     dtype = "float32"
     metrics = ["fid", "kid", "ref_nll", "diversity", "test_nll"]
     threads = 2             # torch threads of the measuring process (default: this machine's cores)
+    compile = false         # torch.compile each network's forward (eager when false)
 
     [timing]
     warmup = 1
@@ -63,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics": ["fid", "kid", "ref_nll", "diversity", "precision", "recall", "memorisation", "memorisation_feat",
                 "test_nll"],
     "threads": None,  # None = the cores this process may use (`machine_threads()`)
+    "compile": False,  # torch.compile the generator's networks (part of the point identity)
 }
 DTYPES = ("float32", "bfloat16", "float16")
 GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics"}
@@ -101,10 +103,13 @@ class SweepSpec:
     threads: int = 1
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("raw")
+        if not d["compile"]:
+            d.pop("compile")  # eager specs keep the hash (and timing orders) they had before the setting
         return d
 
     def hash(self) -> str:
@@ -152,8 +157,9 @@ def _unknown_keys(where: str, got: dict, allowed: set[str]) -> None:
         raise SpecError(f"{where}: unknown key {extra[0]!r}{hint}")
 
 
-def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None = None) -> SweepSpec:
-    """Validate a spec dict. `device` (from the CLI) overrides the spec's."""
+def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None = None,
+               compile: bool | None = None) -> SweepSpec:
+    """Validate a spec dict. `device` and `compile` (from the CLI) override the spec's."""
     _unknown_keys(source, data, TOP_KEYS)
     top = {**DEFAULTS, **{k: v for k, v in data.items() if k in DEFAULTS}}
     if not isinstance(top["name"], str) or not top["name"]:
@@ -166,6 +172,8 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     if not isinstance(dev, str) or not DEVICE.fullmatch(dev):
         raise SpecError(f"{source}: device = {dev!r} is not a device; use 'cpu' or 'cuda' (or 'cuda:N')")
     threads = machine_threads() if top["threads"] is None else _positive_int(f"{source}: threads", top["threads"])
+    if not isinstance(top["compile"], bool):
+        raise SpecError(f"{source}: compile = {top['compile']!r} must be true or false")
     if top["dtype"] not in DTYPES:
         raise SpecError(f"{source}: dtype = {top['dtype']!r} is not supported; use one of {list(DTYPES)}")
     timing_raw = data.get("timing", {})
@@ -208,10 +216,11 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
             metrics=_metrics(f"{where}: metrics", g.get("metrics", top["metrics"])),
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
-                     generators=tuple(entries), threads=threads, source=source, raw=data)
+                     generators=tuple(entries), threads=threads, source=source, raw=data,
+                     compile=top["compile"] if compile is None else compile)
 
 
-def load_spec(path: str | Path, device: str | None = None) -> SweepSpec:
+def load_spec(path: str | Path, device: str | None = None, compile: bool | None = None) -> SweepSpec:
     """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
     p = Path(path)
     if p.is_dir():
@@ -225,4 +234,4 @@ def load_spec(path: str | Path, device: str | None = None) -> SweepSpec:
                         "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
-    return parse_spec(data, source=str(p), device=device)
+    return parse_spec(data, source=str(p), device=device, compile=compile)
