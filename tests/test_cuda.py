@@ -1,6 +1,6 @@
 """The GPU path: CUDA-event timing on the point's device, autocast, allocator peak memory, compile.
 
-Marked `cuda` and skipped where torch sees no GPU (CI has none); `scripts/gpu_checks.sh` runs them
+Marked `cuda` and skipped where torch sees no GPU (CI has none); `benchmarks/gpu_run.sh` runs them
 on a GPU machine before its sweeps.
 """
 
