@@ -85,6 +85,13 @@ def run(
     compile: Annotated[bool | None, typer.Option("--compile/--eager", help="override the spec's compile "
                                                  "setting (torch.compile of the networks)")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
+    executor: Annotated[str | None, typer.Option(help="where points run: local (this process) or ray "
+                                                 "(worker actors; pip install 'scalebench[ray]')")] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (a local Ray starts this many)")] = None,
+    address: Annotated[str | None, typer.Option(help="join a running Ray cluster: auto or HOST:PORT "
+                                                "(default: start a private local Ray)")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs each Ray worker reserves on cuda "
+                                                          "(0.5: two workers share a GPU)")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="if another process is writing the run directory, "
                                        "wait for it instead of exiting 2")] = False,
     repair: Annotated[bool, typer.Option("--repair", help="first rewrite points.jsonl without torn or "
@@ -100,7 +107,9 @@ def run(
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
-    s = load_spec(spec, device=device, compile=compile)
+    s = load_spec(spec, device=device, compile=compile,
+                  executor={"executor": executor, "workers": workers, "address": address,
+                            "gpus_per_worker": gpus_per_worker})
     check_device(s.device)
     names = tuple(n for o in (only or []) for n in o.split(",") if n)
     run_dir = out or Path("results") / s.name

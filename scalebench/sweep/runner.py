@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def write_manifest(run_dir: Path, spec: SweepSpec) -> dict[str, Any]:
     """(Re)write manifest.json, keeping the history of earlier invocations into this run."""
     old = read_manifest(run_dir)
     entry = {"started_at": now(), "git_commit": git_commit(), "device": spec.device,
-             "spec_hash": spec.hash()}
+             "spec_hash": spec.hash(), "executor": asdict(spec.executor)}
     manifest = {
         "schema": SCHEMA_VERSION, "run": run_dir.name, "spec": spec.to_dict(), "spec_raw": spec.raw,
         "spec_source": spec.source, "versions": versions(), "git_commit": git_commit(),
@@ -74,8 +74,6 @@ def run_sweep(spec: SweepSpec, run_dir: Path, only: tuple[str, ...] = (), execut
 def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: Any, progress: bool,
                 on_record: Callable[[dict], None] | None, repair: bool, t0: float) -> SweepResult:
     from scalebench.results import clean_temp_files, compact_points
-    from scalebench.sweep.executors import LocalExecutor
-
     clean_temp_files(run_dir)
     if repair:
         compact_points(run_dir)
@@ -87,39 +85,65 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
     if todo or pending or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
         write_manifest(run_dir, spec)
     writer = RecordWriter(run_dir)
-    executor = executor or LocalExecutor()
+    executor = executor or make_executor(spec, latest)
     ran = failed = 0
     interrupted = False
     bar = _progress(progress)
     with bar:
         task = bar.add_task("sweep", total=len(todo) + len(pending))
+        records: Any = ()
         try:
             by_id = {p.point_id: p for p in todo}
-            for rec in executor.run(todo, on_start=lambda p: bar.update(task, description=p.label())):
+            label = lambda p: bar.update(task, description=p.label())  # noqa: E731
+            if getattr(executor, "times_rounds", False):  # e.g. Ray: its workers time the rounds
+                records = executor.run(todo, on_start=label, pending=pending, order_seed=spec.timing_order_seed())
+            else:
+                records = _with_rounds(executor.run(todo, on_start=label), by_id, pending,
+                                       spec.timing_order_seed(), lambda n: bar.update(
+                                           task, description=f"timing rounds over {n} points"))
+            for rec in records:
                 writer.append(rec)  # a pending record too: the quality work survives a crash in the rounds
                 if _pending(rec):
-                    pending.append((by_id[rec["point_id"]], rec))
                     continue
-                ran += 1
+                ran += rec["point_id"] in by_id
                 failed += rec["status"] != "ok"
                 bar.advance(task)
                 if on_record:
                     on_record(rec)
-            if pending:
-                from scalebench.sweep.measure import time_rounds
-
-                bar.update(task, description=f"timing rounds over {len(pending)} points")
-                for rec in time_rounds(pending, order_seed=spec.timing_order_seed()):
-                    writer.append(rec)
-                    ran += rec["point_id"] in by_id
-                    failed += rec["status"] != "ok"
-                    bar.advance(task)
-                    if on_record:
-                        on_record(rec)
         except KeyboardInterrupt:
             interrupted = True
+            close = getattr(records, "close", None)
+            if close:  # stops scheduling now (a Ray executor shuts its local Ray down)
+                close()
     return SweepResult(run_dir, len(points), len(points) - len(todo), ran, failed,
                        round(time.perf_counter() - t0, 2), interrupted)
+
+
+def _with_rounds(records: Iterable[dict[str, Any]], by_id: dict[str, Point], pending: list[tuple[Point, dict]],
+                 order_seed: int, announce: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+    """An in-process executor's records, then the interleaved timing rounds over every pending point
+    (those it just measured and those an interrupted earlier run left pending)."""
+    for rec in records:
+        if _pending(rec):
+            pending.append((by_id[rec["point_id"]], rec))
+        yield rec
+    if pending:
+        from scalebench.sweep.measure import time_rounds
+
+        announce(len(pending))
+        yield from time_rounds(pending, order_seed=order_seed)
+
+
+def make_executor(spec: SweepSpec, history: dict[str, Any]) -> Any:
+    """The spec's executor (`executor = "local" | "ray"`); Ray is imported only for "ray"."""
+    if spec.executor.kind == "ray":
+        from scalebench.sweep.ray_executor import RayExecutor, import_ray
+
+        import_ray()  # fails here, with the install hint, before any work
+        return RayExecutor(spec.executor, history)
+    from scalebench.sweep.executors import LocalExecutor
+
+    return LocalExecutor()
 
 
 def _pending(rec: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ Example::
     metrics = ["fid", "kid", "ref_nll", "diversity", "test_nll"]
     threads = 2             # torch threads of the measuring process (default: this machine's cores)
     compile = false         # torch.compile each network's forward (eager when false)
+    executor = "local"      # or "ray" (with workers = 2, address = "auto" | "HOST:PORT", gpus_per_worker = 1)
 
     [timing]
     warmup = 1
@@ -67,8 +68,22 @@ DEFAULTS: dict[str, Any] = {
     "compile": False,  # torch.compile the generator's networks (part of the point identity)
 }
 DTYPES = ("float32", "bfloat16", "float16")
+EXECUTORS = ("local", "ray")
+EXECUTOR_KEYS = {"executor", "workers", "address", "gpus_per_worker"}
 GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics"}
-TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"}
+TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"} | EXECUTOR_KEYS
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where the points run. Not part of the spec's hash or any point's identity: a sweep started
+    with one executor resumes with the other."""
+
+    kind: str = "local"  # "local": this process; "ray": worker actors (sweep/ray_executor.py)
+    workers: int = 2  # Ray workers (a local Ray starts this many)
+    address: str | None = None  # None: a private local Ray; "auto" or "HOST:PORT": join that cluster
+    gpus_per_worker: float = 1.0  # GPUs each Ray worker reserves when the device is cuda (0.5: two share one)
+    retries: int = 1  # a point whose worker died is retried this many times on another worker
 
 
 @dataclass(frozen=True)
@@ -104,10 +119,12 @@ class SweepSpec:
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     compile: bool = False
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("raw")
+        d.pop("executor")  # how points run never changes what they measure
         if not d["compile"]:
             d.pop("compile")  # eager specs keep the hash (and timing orders) they had before the setting
         return d
@@ -157,9 +174,29 @@ def _unknown_keys(where: str, got: dict, allowed: set[str]) -> None:
         raise SpecError(f"{where}: unknown key {extra[0]!r}{hint}")
 
 
+def _executor(source: str, data: dict[str, Any], over: dict[str, Any]) -> ExecutorSettings:
+    """The spec's executor keys, overridden by the CLI's options (`over`, None = not given)."""
+    got = {**{k: data[k] for k in EXECUTOR_KEYS if k in data}, **{k: v for k, v in over.items() if v is not None}}
+    kind = got.get("executor", "local")
+    if kind not in EXECUTORS:
+        raise SpecError(f"{source}: executor = {kind!r}; use one of {list(EXECUTORS)}")
+    workers = _positive_int(f"{source}: workers", got.get("workers", ExecutorSettings.workers))
+    address = got.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise SpecError(f"{source}: address = {address!r}; use \"auto\" or \"HOST:PORT\" of a Ray head node")
+    gpus = got.get("gpus_per_worker", ExecutorSettings.gpus_per_worker)
+    if not isinstance(gpus, int | float) or isinstance(gpus, bool) or not 0 < gpus <= 64:
+        raise SpecError(f"{source}: gpus_per_worker = {gpus!r} must be a number in (0, 64], e.g. 1 or 0.5")
+    if kind == "local" and (address is not None or "workers" in got):
+        key = "address" if address is not None else "workers"
+        raise SpecError(f"{source}: {key} is a Ray setting; add executor = \"ray\" (or --executor ray)")
+    return ExecutorSettings(kind=kind, workers=workers, address=address, gpus_per_worker=float(gpus))
+
+
 def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None = None,
-               compile: bool | None = None) -> SweepSpec:
-    """Validate a spec dict. `device` and `compile` (from the CLI) override the spec's."""
+               compile: bool | None = None, executor: dict[str, Any] | None = None) -> SweepSpec:
+    """Validate a spec dict. `device`, `compile` and `executor` (CLI options: executor, workers,
+    address, gpus_per_worker) override the spec's."""
     _unknown_keys(source, data, TOP_KEYS)
     top = {**DEFAULTS, **{k: v for k, v in data.items() if k in DEFAULTS}}
     if not isinstance(top["name"], str) or not top["name"]:
@@ -217,10 +254,12 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
                      generators=tuple(entries), threads=threads, source=source, raw=data,
-                     compile=top["compile"] if compile is None else compile)
+                     compile=top["compile"] if compile is None else compile,
+                     executor=_executor(source, data, executor or {}))
 
 
-def load_spec(path: str | Path, device: str | None = None, compile: bool | None = None) -> SweepSpec:
+def load_spec(path: str | Path, device: str | None = None, compile: bool | None = None,
+              executor: dict[str, Any] | None = None) -> SweepSpec:
     """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
     p = Path(path)
     if p.is_dir():
@@ -234,4 +273,4 @@ def load_spec(path: str | Path, device: str | None = None, compile: bool | None 
                         "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
-    return parse_spec(data, source=str(p), device=device, compile=compile)
+    return parse_spec(data, source=str(p), device=device, compile=compile, executor=executor)
