@@ -60,6 +60,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train pixelcnn
 	$(SB) train mtp
 	$(SB) train maskgit
+	$(SB) train var
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

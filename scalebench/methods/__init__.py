@@ -33,6 +33,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("pixelcnn", "PixelCNNGenerator"),
     Family("mtp", "MTPGenerator"),
     Family("maskgit", "MaskGITGenerator"),
+    Family("var", "VARGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
