@@ -61,6 +61,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train mtp
 	$(SB) train maskgit
 	$(SB) train var
+	$(SB) train gan
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -426,3 +426,55 @@ def test_speed_only_results_give_a_report_without_table(tmp_path):
     assert (tmp_path / "rep" / "table.md").read_text().strip() == NO_TABLE
     with pytest.raises(ValueError, match="no quality metric"):
         scalability_table(load_results(run))
+
+
+# --- one-shot baselines (S and K fixed: one budget) ---------------------------------------
+
+QUALITY_CHARTS = {
+    "quality_vs_K": charts.quality_vs_K, "quality_vs_S": charts.quality_vs_S, "quality_vs_nfe": charts.quality_vs_nfe,
+    "quality_vs_flops": charts.quality_vs_flops, "quality_vs_latency": charts.quality_vs_latency,
+    "latency_vs_K": lambda df, metric=None: charts.latency_vs_K(df),
+    "latency_vs_S": lambda df, metric=None: charts.latency_vs_S(df),
+}
+
+
+@pytest.fixture(scope="module")
+def one_shot_run(tmp_path_factory):
+    recs = curve_records("ddim", "K", K, lambda v, s: 10 + 60 * math.exp(-v / 3) + 0.3 * s)
+    recs += curve_records("gpt", "S", [1, 4, 16, 64], lambda v, s: 80 / math.sqrt(v) + 2 + 0.3 * s, category="sequence")
+    recs += [make_record("gan", 1, 1, s, {"fid": 25.0 + s}, category="neither") for s in (0, 1, 2)]
+    return load_results(write_run(tmp_path_factory.mktemp("oneshot") / "r", recs))
+
+
+@pytest.mark.parametrize("chart", list(QUALITY_CHARTS))
+def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(one_shot_run, chart):
+    fig = QUALITY_CHARTS[chart](one_shot_run, "fid")
+    by_name = {tr.name: tr for tr in fig.data}
+    gan = by_name["gan"]
+    assert gan.mode == "markers" and len(gan.x) == 1 and gan.showlegend is not False, chart
+    assert gan.marker.symbol == charts.ONE_SHOT_SYMBOL and gan.legendgroup == charts.ONE_SHOT_GROUP
+    assert gan.legendgrouptitle.text == charts.ONE_SHOT_GROUP  # the group's legend heading
+    curve = by_name["ddim"] if chart.endswith("_K") or chart in ("quality_vs_nfe", "quality_vs_flops",
+                                                                  "quality_vs_latency") else by_name["gpt"]
+    assert curve.mode == charts.CURVE_MODE == "lines+markers" and len(curve.x) > 1, chart
+    assert curve.legendgroup is None and curve.marker.symbol is None
+    assert fig.layout.legend.groupclick == "toggleitem"  # clicking a baseline hides only that one
+    if chart in ("quality_vs_nfe", "quality_vs_flops", "quality_vs_latency"):  # every curve is a line here
+        assert by_name["gpt"].mode == "lines+markers" and len(by_name["gpt"].x) == 4
+
+
+def test_one_shot_methods_are_those_with_one_budget(one_shot_run):
+    agg = charts.aggregate(one_shot_run, "fid")
+    assert charts.one_shot_methods(agg) == {"gan"}
+    assert charts.one_shot_methods(agg.iloc[0:0]) == set()
+
+
+def test_one_shot_family_is_dash_on_both_axes_of_the_table(one_shot_run):
+    card = MethodCard("gan", "GAN", "neither", S=Axis.fixed(1), K=Axis.fixed(1))
+    for cards in ({}, {"gan": card}):  # one measured budget, or the card, gives "—"
+        t = scalability_table(one_shot_run, cards=cards)
+        row = t[t["generator"] == "gan"].iloc[0]
+        assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes")
+        shown = table_display(t)
+        cells = shown[shown["generator"] == "gan"].iloc[0]
+        assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"

@@ -34,6 +34,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("mtp", "MTPGenerator"),
     Family("maskgit", "MaskGITGenerator"),
     Family("var", "VARGenerator"),
+    Family("gan", "GANGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {

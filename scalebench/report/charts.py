@@ -10,6 +10,11 @@ names are HTML-escaped before they reach Plotly, whose text renderer interprets 
 of HTML: escaped, a generator called `<script>` is shown literally (Plotly decodes the
 entities for display) and cannot inject markup; Plotly's JSON encoder additionally writes
 `<`, `>` and `/` as \\u escapes, so no string can close the page's <script> tag.
+
+A method measured at a single budget — the one-shot baselines whose card fixes both S and K
+(VAE, GAN, flow: one network call per sample) — is drawn on every quality and latency chart as
+one large marker (`ONE_SHOT_SYMBOL`), never a line, in its own legend group titled
+`ONE_SHOT_GROUP`, so the reader sees where one-shot sampling sits against the scaling curves.
 """
 
 from __future__ import annotations
@@ -33,6 +38,36 @@ POINT = ["generator", "sampler", "S", "K"]
 FLOOR_Z = 2.0  # the band drawn is floor mean ± FLOOR_Z sd (DecisionRule.floor_z's default)
 FLOOR_NAME = "data floor (real data, ±2 sd)"
 DECADE = 10.0  # a quality axis goes logarithmic when max/min of the plotted values exceeds this
+ONE_SHOT_GROUP = "one-shot (S, K fixed)"
+ONE_SHOT_SYMBOL = "diamond"
+CURVE_MODE = "lines+markers"
+
+
+def one_shot_methods(points: pd.DataFrame) -> set[str]:
+    """Methods (the `method` column) measured at exactly one (S, K) budget: the one-shot baselines."""
+    if points.empty:
+        return set()
+    n = points.groupby("method")[["S", "K"]].apply(lambda p: len(p.drop_duplicates()))
+    return {str(m) for m, k in n.items() if k == 1}
+
+
+def trace_style(color: str, one_shot: bool, n_points: int, curve: bool = True) -> dict:
+    """Scatter keywords of one method's trace: a big outlined marker in the one-shot legend group for a
+    single-budget method; otherwise `CURVE_MODE` (markers only for one point or when `curve` is False)."""
+    if one_shot:
+        return {"mode": "markers", "legendgroup": ONE_SHOT_GROUP, "showlegend": True,
+                "marker": {"color": color, "size": 13, "symbol": ONE_SHOT_SYMBOL, "line": {"color": "#222", "width": 1}}}
+    return {"mode": CURVE_MODE if curve and n_points > 1 else "markers", "showlegend": True,
+            "marker": {"color": color, "size": 8}, "line": {"color": color}}
+
+
+def _title_one_shot_group(fig: go.Figure) -> go.Figure:
+    """Put the one-shot legend group's title on its first trace (Plotly shows the first one)."""
+    for tr in fig.data:
+        if getattr(tr, "legendgroup", None) == ONE_SHOT_GROUP:
+            tr.legendgrouptitle = {"text": ONE_SHOT_GROUP}
+            break
+    return fig
 
 
 def log_axis(values: Iterable[float]) -> bool:
@@ -89,7 +124,9 @@ def method_label(generator: object, sampler: object) -> str:
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy: bool = False) -> go.Figure:
     fig.update_layout(title=html.escape(title), template="plotly_white", height=460,
-                      legend={"title": {"text": "method"}}, margin={"t": 60, "l": 70, "r": 20, "b": 60})
+                      legend={"title": {"text": "method"}, "groupclick": "toggleitem"},
+                      margin={"t": 60, "l": 70, "r": 20, "b": 60})
+    _title_one_shot_group(fig)
     fig.update_xaxes(title_text=html.escape(x), type="log" if logx else "linear")
     fig.update_yaxes(title_text=html.escape(y), type="log" if logy else "linear")
     return fig
@@ -152,14 +189,15 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     metric = check_metric(df, metric)
     agg = aggregate(df, metric)
     col = colors(list(agg["method"]))
+    single = one_shot_methods(agg)
     fig = go.Figure()
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
         sl = sl.sort_values(axis)
         fig.add_trace(go.Scatter(
             x=sl[axis], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
-            mode="lines+markers" if len(sl) > 1 else "markers", marker={"color": col[method], "size": 8},
-            line={"color": col[method]}, customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
+            **trace_style(col[method], method in single, len(sl)),
+            customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
     found = add_floor_band(fig, df, metric, agg[axis])
@@ -201,6 +239,7 @@ def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nf
     metric = check_metric(df, metric)
     agg = aggregate(df, metric)
     col = colors(list(agg["method"]))
+    single = one_shot_methods(agg)
     agg = agg[agg[cost].notna() & (agg[cost] > 0)].copy()
     f = SCALE.get(cost, 1.0)
     agg[cost], agg[cost + "_sd"] = agg[cost] * f, agg[cost + "_sd"] * f
@@ -211,8 +250,7 @@ def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nf
         err_x = _err(pts[cost + "_sd"], pts["n"])
         fig.add_trace(go.Scatter(
             x=pts[cost], y=pts["mean"], error_y=_err(pts["sd"], pts["n"]), error_x=err_x, name=method,
-            mode="markers" if both or len(pts) == 1 else "lines+markers",
-            marker={"color": col[method], "size": 8}, line={"color": col[method]},
+            **trace_style(col[method], method in single, len(pts), curve=not both),
             customdata=np.stack([pts["S"], pts["K"], pts["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>cost %{x:.4g}<br>%{y:.4g} (%{customdata[2]} seeds)"))
     if pareto and len(agg):
@@ -294,6 +332,7 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     agg["p90"] = g["latency_p90_s"].mean().to_numpy()
     agg["method"] = [method_label(a, b) for a, b in zip(agg["generator"], agg["sampler"], strict=True)]
     col = colors(list(agg["method"]))
+    single = one_shot_methods(agg)
     fig = go.Figure()
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
@@ -304,8 +343,7 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
             err = {"type": "data", "symmetric": False, "array": (sl["p90"] - sl["mean"]).clip(lower=0) * 1e3,
                    "arrayminus": (sl["mean"] - sl["p10"]).clip(lower=0) * 1e3, "visible": True}
         fig.add_trace(go.Scatter(x=sl[axis], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
-                                 mode="lines+markers" if len(sl) > 1 else "markers",
-                                 marker={"color": col[method], "size": 8}, line={"color": col[method]},
+                                 **trace_style(col[method], method in single, len(sl)),
                                  hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} ms/sample"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
     _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
