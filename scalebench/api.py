@@ -203,3 +203,18 @@ class HasLikelihood(Protocol):
     """Optional: per-example negative log-likelihood in bits/dim (exact or a bound)."""
 
     def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None: ...
+
+
+@runtime_checkable
+class HasDiagnostics(Protocol):
+    """Optional: per-batch diagnostic values of the samples just drawn (e.g. a solver's convergence).
+
+    Called by the harness on every quality batch, after `sample(len(x), budget, rng, sampler)`
+    returned x, untimed and outside NFE counting; `rng` is a fresh generator in the state that
+    call started from, so the method can redraw the batch's noise. Returns {name: finite float}
+    with the same names for every batch; the record keeps their means over the quality batches,
+    weighted by batch size, in `record["diagnostics"]`. Must be deterministic, like `sample`.
+    """
+
+    def diagnostics(self, x: torch.Tensor, budget: Budget, rng: torch.Generator,
+                    sampler: str | None = None) -> Mapping[str, float]: ...

@@ -15,6 +15,7 @@ Record (schema 1)::
     error, metrics {name: value}, cost {nfe, flops, latency_s, latency_p10_s,
     latency_p90_s, peak_mem_bytes}, timing {samples_s: [seconds per batch call], batch,
     warmup, repeats, per_sample_s: [seconds per sample]}, nll_kind, checkpoint,
+    diagnostics {name: value} (only from generators with `diagnostics()`; not metrics: never judged),
     provenance {versions, git_commit, host, platform}, started_at, ended_at, wall_s
 """
 
@@ -237,7 +238,8 @@ def run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
-    """The tidy rows of one record: one per metric (quality and cost), with all columns."""
+    """The tidy rows of one record: one per metric (quality and cost) and per diagnostic
+    (kind "diagnostic", better None: a generator's own report, e.g. jacobi's convergence), with all columns."""
     from scalebench.metrics import METRICS
 
     base = {c: record.get(c) for c in POINT_COLUMNS}
@@ -260,6 +262,8 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
         spec = METRICS.get(name)
         rows.append({**base, "metric": name, "value": value if value is not None else float("nan"),
                      "better": spec.better if spec else "lower", "kind": spec.kind if spec else "quality"})
+    for name, value in (record.get("diagnostics") or {}).items():
+        rows.append({**base, "metric": name, "value": float(value), "better": None, "kind": "diagnostic"})
     if not rows:  # a failed point still appears once, so failures are visible in the table
         rows.append({**base, "metric": None, "value": float("nan"), "better": None, "kind": None})
     return rows

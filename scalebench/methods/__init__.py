@@ -35,6 +35,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("maskgit", "MaskGITGenerator"),
     Family("var", "VARGenerator"),
     Family("gan", "GANGenerator"),
+    Family("jacobi", "JacobiGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {

@@ -3,8 +3,8 @@
 `execute_point(point) -> record` never raises: a failure becomes a record with status
 "failed" and the error. It is a sequence of named steps, each a plain function:
 
-    load → warm up → draw (the quality samples, timed, calls counted) → validate (the
-    sample contract) → time (contiguous mode only: more repeats until the minimum count and
+    load → warm up → draw (the quality samples, timed, calls counted; then, untimed, the
+    generator's optional per-batch `diagnostics`) → validate (the sample contract) → time (contiguous mode only: more repeats until the minimum count and
     duration) → cost (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
 
 In interleaved mode (the default) the record comes back with `timing.mode = "pending"` and
@@ -69,6 +69,7 @@ class Draw:
     samples: torch.Tensor
     times: list[float] = field(default_factory=list)  # seconds per full batch
     calls: list[int] = field(default_factory=list)  # counted network calls per full batch
+    diagnostics: dict[str, float] | None = None  # batch-size-weighted means of gen.diagnostics()
 
 
 # ---------------------------------------------------------------- steps
@@ -140,20 +141,50 @@ def warm_up(ld: Loaded, point: Point) -> list[float]:
 
 
 def draw(ld: Loaded, point: Point) -> Draw:
-    """The quality samples: n from the seed's generator in batches; full batches are timed and counted."""
+    """The quality samples: n from the seed's generator in batches; full batches are timed and counted.
+
+    A generator with `diagnostics` (api.HasDiagnostics) is asked about every batch after it is
+    drawn, outside the timer and the call counter, with an rng restored to the batch's start.
+    """
     rng, out, left, b = _rng(point.device, point.seed), Draw(torch.empty(0)), point.n, point.batch_size
-    chunks = []
+    chunks, diags = [], []
+    diagnose = getattr(ld.gen, "diagnostics", None)
     while left > 0:
         size = min(b, left)
+        start = rng.get_state() if diagnose is not None else None
         with ld.counter:
             x, dt = time_call(_sampler(ld, point, size, rng), point.device)
         check_samples(x, size, ld.dataset.form, point.generator)
+        if diagnose is not None:
+            again = torch.Generator(device=rng.device)
+            again.set_state(start)
+            diags.append((size, diagnose(x, point.budget, again, point.sampler)))
         chunks.append(x.float().cpu())
         if size == b:
             out.times.append(dt)
             out.calls.append(ld.counter.count)
         left -= size
     out.samples = torch.cat(chunks)
+    if diags:
+        out.diagnostics = mean_diagnostics(diags)
+    return out
+
+
+def mean_diagnostics(batches: list[tuple[int, Any]]) -> dict[str, float]:
+    """Batch-size-weighted mean of each diagnostic over the batches (same names in every batch, finite)."""
+    names = sorted(batches[0][1])
+    total = sum(size for size, _ in batches)
+    out = {}
+    for name in names:
+        values = []
+        for size, d in batches:
+            if sorted(d) != names:
+                raise ValueError(f"diagnostics() returned names {sorted(d)} in one batch and {names} in another")
+            v = float(d[name])
+            if not math.isfinite(v):
+                raise NonFiniteMetric(f"diagnostic {name} is not finite")
+            values.append(size * v)
+        out[name] = math.fsum(values) / total
     return out
 
 
@@ -413,6 +444,8 @@ def execute_point(point: Point) -> dict[str, Any]:
             set_latency(record, point, d.times, d.calls, "contiguous")
         record["preview"] = encode_preview(ld.dataset.quantise(d.samples[:PREVIEW]), ld.dataset.form.levels)
         quality(ld, point, d, record)
+        if d.diagnostics is not None:
+            record["diagnostics"] = d.diagnostics
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 — a point's failure is data, the sweep goes on
         log.warning("%s failed: %s: %s", point.label(), type(e).__name__, e)
