@@ -1,4 +1,4 @@
-"""Diffusion (refinement): one v-predicting U-Net, three samplers, K = sampling steps.
+"""Diffusion (refinement): one v-predicting U-Net, four samplers, K = sampling steps.
 
 The model is the project's standard DDPM process (`methods/samplers/diffusion.py`: T = 1000,
 cosine log-SNR, trailing strided steps; Ho et al. 2020), trained with the v-parameterisation
@@ -6,10 +6,10 @@ cosine log-SNR, trailing strided steps; Ho et al. 2020), trained with the v-para
 prediction is clipped to the data range [-1, 1] in every sampler and in the bound (a
 standard choice; without it few-step DDIM overshoots). "heun" visits K noise levels spaced
 as in Karras et al. 2022 (ρ = 7), because a second-order step out of pure noise over the
-uniform grid is inaccurate.
+uniform grid is inaccurate. "dpmpp2m" (DPM-Solver++(2M), Lu et al. 2022) walks DDIM's grid.
 
 S is fixed at 1 (the whole image is revised at every step); K is the number of sampling
-steps. NFE: K for "ddim" and "ddpm", 2K - 1 for "heun" (the last step is Euler).
+steps. NFE: K for "ddim", "ddpm" and "dpmpp2m", 2K - 1 for "heun" (the last step is Euler).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scalebench.api import Axis, Budget, MethodCard
+from scalebench.api import Axis, Budget, MethodCard, SamplerCard
 from scalebench.methods.nets.unet import UNet
 from scalebench.methods.samplers.diffusion import (
     SAMPLERS,
@@ -59,11 +59,16 @@ class DiffusionGenerator:
         K=Axis(meaning="sampling steps", default=50, low=1, high=T),
         likelihood="bound",
         paper="Ho et al. 2020; Song et al. 2021 (DDIM)",
-        samplers=("ddim", "ddpm", "heun"),
+        samplers=("ddim", "ddpm", "heun", "dpmpp2m"),
         notes=("one v-prediction U-Net (T=1000, cosine log-SNR schedule), trailing strided steps; "
                "ddim = η=0, ddpm = ancestral η=1, heun = Karras et al. 2022 2nd order with "
-               "NFE = 2K-1; nll = DDPM variational bound on the K-step sub-schedule with a "
-               "discretised Gaussian decoder on the 17 grey levels"),
+               "NFE = 2K-1, dpmpp2m = DPM-Solver++(2M) with NFE = K; nll = DDPM variational bound "
+               "on the K-step sub-schedule with a discretised Gaussian decoder on the 17 grey levels"),
+        sampler_cards={"dpmpp2m": SamplerCard(
+            paper="Lu et al. 2022 (DPM-Solver++)",
+            notes=("DPM-Solver++(2M): multistep 2nd-order data-prediction ODE solver in log-SNR on DDIM's "
+                   "trailing strided grid; first step and the step to t = 0 are first order (= DDIM); "
+                   "NFE = K"))},
     )
 
     checkpoints = ("diffusion",)
