@@ -454,6 +454,7 @@ def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(o
     assert gan.mode == "markers" and len(gan.x) == 1 and gan.showlegend is not False, chart
     assert gan.marker.symbol == charts.ONE_SHOT_SYMBOL and gan.legendgroup == charts.ONE_SHOT_GROUP
     assert gan.legendgrouptitle.text == charts.ONE_SHOT_GROUP  # the group's legend heading
+    assert gan.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name != "gan")  # listed last
     curve = by_name["ddim"] if chart.endswith("_K") or chart in ("quality_vs_nfe", "quality_vs_flops",
                                                                   "quality_vs_latency") else by_name["gpt"]
     assert curve.mode == charts.CURVE_MODE == "lines+markers" and len(curve.x) > 1, chart

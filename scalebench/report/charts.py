@@ -41,6 +41,8 @@ DECADE = 10.0  # a quality axis goes logarithmic when max/min of the plotted val
 ONE_SHOT_GROUP = "one-shot (S, K fixed)"
 ONE_SHOT_SYMBOL = "diamond"
 CURVE_MODE = "lines+markers"
+ONE_SHOT_RANK = 2000  # after every other legend entry (Plotly's default rank is 1000), so no curve is listed
+#                       under the one-shot heading
 
 
 def one_shot_methods(points: pd.DataFrame) -> set[str]:
@@ -55,7 +57,7 @@ def trace_style(color: str, one_shot: bool, n_points: int, curve: bool = True) -
     """Scatter keywords of one method's trace: a big outlined marker in the one-shot legend group for a
     single-budget method; otherwise `CURVE_MODE` (markers only for one point or when `curve` is False)."""
     if one_shot:
-        return {"mode": "markers", "legendgroup": ONE_SHOT_GROUP, "showlegend": True,
+        return {"mode": "markers", "legendgroup": ONE_SHOT_GROUP, "showlegend": True, "legendrank": ONE_SHOT_RANK,
                 "marker": {"color": color, "size": 13, "symbol": ONE_SHOT_SYMBOL, "line": {"color": "#222", "width": 1}}}
     return {"mode": CURVE_MODE if curve and n_points > 1 else "markers", "showlegend": True,
             "marker": {"color": color, "size": 8}, "line": {"color": color}}
