@@ -63,7 +63,7 @@ def test_k64_reproduces_the_sequential_gpt_sample(gen: jacobi.JacobiGenerator, s
 
 def test_first_k_tokens_are_sequential_after_k_iterations(gen: jacobi.JacobiGenerator) -> None:
     """The triangular-system property, iteration by iteration, and sample(K) is the K-th iterate."""
-    n = 24
+    n = 12
     u = torch.rand(n, 64, generator=_rng(5))  # what sample() draws from this seed
     seq = gpt.decode(gen.model, 8, u)
     iterates: dict[int, torch.Tensor] = {}
@@ -93,7 +93,7 @@ def test_nll_is_gpts_at_k64_only(gen: jacobi.JacobiGenerator) -> None:
 
 
 def test_diagnostics_against_the_sequential_sample(gen: jacobi.JacobiGenerator) -> None:
-    n = 20
+    n = 8
     at = {K: gen.diagnostics(gen.sample(n, Budget(S=64, K=K), _rng(6)), Budget(S=64, K=K), _rng(6)) for K in (1, 64)}
     assert at[64]["exact_match"] == at[64]["token_match"] == 1.0
     assert 1 < at[64]["iterations_until_unchanged"] < 64  # converged, and well before 64 iterations
@@ -115,7 +115,7 @@ def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGener
         mean_diagnostics([(3, {"a": 1.0}), (1, {"b": 5.0})])
     _GENERATORS.setdefault(("jacobi", "cpu", False), gen)
     identity = generator_identity("jacobi")
-    point = Point(generator="jacobi", sampler="jacobi", S=64, K=8, seed=0, n=10, batch_size=4, device="cpu",
+    point = Point(generator="jacobi", sampler="jacobi", S=64, K=4, seed=0, n=10, batch_size=4, device="cpu",
                   dtype="float32", metrics=(), timing=TimingSettings(warmup=0, min_repeats=1, min_duration_s=0.0,
                                                                       mode="contiguous"),
                   fingerprint=fingerprint_of(identity), threads=torch.get_num_threads(),
@@ -125,10 +125,10 @@ def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGener
     rng, batches = _rng(0), []
     for size in (4, 4, 2):  # the batches draw() made from the seed's generator, in order
         start = rng.get_state()
-        x = gen.sample(size, Budget(S=64, K=8), rng)
+        x = gen.sample(size, Budget(S=64, K=4), rng)
         again = torch.Generator()
         again.set_state(start)
-        batches.append((size, gen.diagnostics(x, Budget(S=64, K=8), again)))
+        batches.append((size, gen.diagnostics(x, Budget(S=64, K=4), again)))
     assert rec["diagnostics"] == mean_diagnostics(batches)
     assert set(rec["diagnostics"]) == {"exact_match", "token_match", "iterations_until_unchanged"}
     rows = [r for r in record_rows(rec, "run") if r["kind"] == "diagnostic"]
