@@ -42,7 +42,7 @@ SIGMA_D = 0.5  # noise scale: x_1 = σ_d·ε (the paper's sigma_data for pixels 
 T_MAX = 0.994  # largest time (η_t = t/(1−t) is finite there); sampling starts from pure noise at T_MAX
 T_MIN = 0.0  # smallest time: sampling ends on the data
 PARTICLES = 4  # M: particles per group sharing one (s, r, t) (the paper's CIFAR-10 setting)
-GAP_K = 4  # r: one step of (η_max − η_min)/2^GAP_K below t in η (paper: constant decrement in η)
+GAP_K = 8  # r: one step of (η_max − η_min)/2^GAP_K below t in η (paper: constant decrement in η)
 WEIGHT_A, WEIGHT_B = 1, 4.0  # w(s, t) = ½σ(b − λ_t)(−dλ_t/dt) α_t^a / (α_t² + σ_t²)
 KERNEL_EPS = 1e-6  # Laplace kernel on max(‖x − y‖, ε): keeps its gradient finite at x = y
 MAX_K = 64
