@@ -17,7 +17,7 @@ hypothesis), minimising it makes it map q_t to q_s too. r sits a constant step b
 
 Sampling ("pushforward", the paper's multi-step sampler): x ~ σ_d·N(0, I) at t = T and K jumps
 down the uniform grid T = t_0 > t_1 > … > t_K = 0, x ← f(x, t_k, t_{k+1}); K = 1 is one shot from
-noise to data. NFE = K. "restart" (also in the paper) jumps to s = 0 every time and re-noises to
+noise to data. NFE = K. "restart" (in the paper's released code) jumps to s = 0 every time and re-noises to
 the next grid time with fresh noise from the rng instead; NFE = K too. S is fixed at 1.
 """
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SIGMA_D = 0.5  # noise scale: x_1 = σ_d·ε (the paper's sigma_data for pixels in [−1, 1])
 T_MAX = 0.994  # largest time (η_t = t/(1−t) is finite there); sampling starts from pure noise at T_MAX
 T_MIN = 0.0  # smallest time: sampling ends on the data
-PARTICLES = 4  # M: particles per group sharing one (s, r, t) (the paper's CIFAR-10 setting)
+PARTICLES = 4  # M: particles per group sharing one (s, r, t)
 GAP_K = 8  # r: one step of (η_max − η_min)/2^GAP_K below t in η (paper: constant decrement in η)
 WEIGHT_A, WEIGHT_B = 1, 4.0  # w(s, t) = ½σ(b − λ_t)(−dλ_t/dt) α_t^a / (α_t² + σ_t²)
 KERNEL_EPS = 1e-6  # Laplace kernel on max(‖x − y‖, ε): keeps its gradient finite at x = y
@@ -170,7 +170,7 @@ def sample_pushforward(f: Pushforward, x: torch.Tensor, ts: list[float], rng: to
 
 @torch.inference_mode()
 def sample_restart(f: Pushforward, x: torch.Tensor, ts: list[float], rng: torch.Generator | None = None) -> torch.Tensor:
-    """Restart sampling: jump to s = t_K, re-noise to t_{k+1} with fresh noise (Zhou et al. 2025, App.; Xu et al. 2023)."""
+    """Restart sampling: jump to s = t_K, re-noise to t_{k+1} with fresh noise (Zhou et al. 2025, released code)."""
     end = ts[-1]
     for k, t in enumerate(ts[:-1]):
         x = f(x, t, end)
