@@ -62,6 +62,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train maskgit
 	$(SB) train var
 	$(SB) train gan
+	$(SB) train imm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

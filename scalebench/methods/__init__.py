@@ -36,6 +36,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("var", "VARGenerator"),
     Family("gan", "GANGenerator"),
     Family("jacobi", "JacobiGenerator"),
+    Family("imm", "IMMGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
