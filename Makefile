@@ -63,6 +63,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train var
 	$(SB) train gan
 	$(SB) train imm
+	$(SB) train consistency  # after diffusion: distilled from it
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -37,6 +37,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("gan", "GANGenerator"),
     Family("jacobi", "JacobiGenerator"),
     Family("imm", "IMMGenerator"),
+    Family("consistency", "ConsistencyGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {

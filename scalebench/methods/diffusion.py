@@ -28,6 +28,7 @@ from scalebench.methods.samplers.diffusion import (
     SCHEDULE,
     T,
     alpha_sigma,
+    alpha_sigma_of,
     grid_alpha_sigma,
     logsnr,
     randn_like,
@@ -85,10 +86,15 @@ class DiffusionGenerator:
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"unet": self.net}
 
-    def denoise(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        """Clipped x0 prediction at time t from the v-prediction: x0 = α x − σ v."""
-        a, s = alpha_sigma(t)
-        v = self.net(x, torch.full((x.shape[0],), t, device=x.device))
+    def denoise(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """Clipped x0 prediction from the v-prediction, x0 = α x − σ v, at time t: one float for the
+        batch, or per-example times (N,) (consistency distillation's teacher step)."""
+        if isinstance(t, torch.Tensor):
+            a, s = (c.to(x.device, x.dtype).view(-1, 1, 1, 1) for c in alpha_sigma_of(t))
+            v = self.net(x, t.to(x.device, torch.float32))
+        else:
+            a, s = alpha_sigma(t)
+            v = self.net(x, torch.full((x.shape[0],), t, device=x.device))
         return (a * x - s * v).clamp(-1.0, 1.0)
 
     def nfe(self, budget: Budget, sampler: str | None = None) -> int:

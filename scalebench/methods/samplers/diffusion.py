@@ -46,6 +46,14 @@ def alpha_sigma(t: float) -> tuple[float, float]:
     return math.sqrt(1 / (1 + math.exp(-lam))), math.sqrt(1 / (1 + math.exp(lam)))
 
 
+def alpha_sigma_of(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`alpha_sigma` for a tensor of times (float64, same shape); t ≤ 0 gives exactly (1, 0)."""
+    lam = logsnr(t)
+    a, s = torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+    clean = t <= 0
+    return torch.where(clean, torch.ones_like(a), a), torch.where(clean, torch.zeros_like(s), s)
+
+
 def grid_alpha_sigma(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """α_i, σ_i of the T-step DDPM for i = 0..T (float64), i.e. `alpha_sigma(i / T)`."""
     lam = logsnr(torch.arange(T + 1, dtype=torch.float64) / T)
@@ -129,6 +137,29 @@ def sample_heun(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Genera
         if callback is not None:
             callback({"i": i, "t": t, "s": s, "x": y * a_s, "x0": x0})
     return y
+
+
+TensorDenoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(x_t, t) → x0 prediction with per-example times t of shape (N,)."""
+
+
+def _column(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return c.to(x.device, x.dtype).view(-1, *([1] * (x.ndim - 1)))
+
+
+def heun_step(D: TensorDenoiser, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """One step of `sample_heun` (Karras et al. 2022, Alg. 1, in y = x/α, σ/α) from per-example times t
+    to s > 0: two calls of D. Consistency distillation's teacher step (Song et al. 2023, Alg. 2)."""
+    (a_t, s_t), (a_s, s_s) = alpha_sigma_of(t), alpha_sigma_of(s)
+    if bool((s_s <= 0).any()):
+        raise ValueError("heun_step: target times must be > 0 (the ODE's velocity is undefined at t = 0)")
+    a_t, a_s = _column(a_t, x), _column(a_s, x)
+    g_t, g_s = _column(s_t, x) / a_t, _column(s_s, x) / a_s
+    y = x / a_t
+    d = (y - D(x, t)) / g_t
+    y_next = y + (g_s - g_t) * d
+    d2 = (y_next - D(y_next * a_s, s)) / g_s
+    return (y + (g_s - g_t) * 0.5 * (d + d2)) * a_s
 
 
 @torch.inference_mode()
