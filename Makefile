@@ -59,6 +59,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train gpt
 	$(SB) train pixelcnn
 	$(SB) train mtp
+	$(SB) train ebm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

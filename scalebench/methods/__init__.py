@@ -32,6 +32,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("gpt", "GPTGenerator", aliases=("ar",)),
     Family("pixelcnn", "PixelCNNGenerator"),
     Family("mtp", "MTPGenerator"),
+    Family("ebm", "EBMGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
