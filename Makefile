@@ -64,6 +64,7 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train gan
 	$(SB) train imm
 	$(SB) train consistency  # after diffusion: distilled from it
+	$(SB) train ebm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

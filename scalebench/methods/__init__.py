@@ -38,6 +38,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("jacobi", "JacobiGenerator"),
     Family("imm", "IMMGenerator"),
     Family("consistency", "ConsistencyGenerator"),
+    Family("ebm", "EBMGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
