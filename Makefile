@@ -59,6 +59,8 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train gpt
 	$(SB) train pixelcnn
 	$(SB) train mtp
+	$(SB) train vae
+	$(SB) train flow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

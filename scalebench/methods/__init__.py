@@ -32,6 +32,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("gpt", "GPTGenerator", aliases=("ar",)),
     Family("pixelcnn", "PixelCNNGenerator"),
     Family("mtp", "MTPGenerator"),
+    Family("vae", "VAEGenerator"),
+    Family("flow", "FlowGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
