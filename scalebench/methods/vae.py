@@ -36,7 +36,7 @@ from scalebench.zoo import load_module, save_checkpoint
 log = logging.getLogger(__name__)
 
 D = SIDE * SIDE  # 64 pixels
-NET: dict[str, Any] = {"latent": 16, "width": 32, "dropout": 0.0}
+NET: dict[str, Any] = {"latent": 32, "width": 32, "dropout": 0.2}
 RECIPE = Recipe(steps=4000, batch_size=64, lr=2e-3, weight_decay=0.0, warmup=100,
                 grad_clip=1.0, ema=0.995, seed=0, threads=2)
 IWAE_K = 128  # importance samples of the reported test NLL (Burda et al. report k = 5000; ≥ 64 asked)
@@ -168,7 +168,7 @@ class VAEGenerator:
         likelihood="bound",
         paper="Kingma & Welling 2013; IWAE bound: Burda et al. 2016",
         samplers=("sample", "mode"),
-        notes=("Convolutional encoder/decoder, 16-d Gaussian latent, 17-way categorical per pixel "
+        notes=("Convolutional encoder/decoder, 32-d Gaussian latent, 17-way categorical per pixel "
                "(a discretised likelihood on the grey levels). One decoder call per batch: z ~ N(0, I) "
                "from rng, then 'sample' draws every pixel from its categorical with uniforms from the "
                "same rng (an exact draw from the model whose likelihood is reported: the default), "
