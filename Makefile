@@ -65,6 +65,8 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train imm
 	$(SB) train consistency  # after diffusion: distilled from it
 	$(SB) train ebm
+	$(SB) train vae
+	$(SB) train flow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -39,6 +39,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("imm", "IMMGenerator"),
     Family("consistency", "ConsistencyGenerator"),
     Family("ebm", "EBMGenerator"),
+    Family("vae", "VAEGenerator"),
+    Family("flow", "FlowGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
