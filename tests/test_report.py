@@ -372,6 +372,45 @@ def test_every_chart_builds_with_error_bars(zoo):
     assert len(s_band) == 1 and max(s_band[0].x) == 64
 
 
+def test_total_nfe_chart_says_which_axis_buys_more(zoo, tmp_path):
+    _, df = zoo
+    fig = charts.quality_vs_total_nfe(df)
+    names = [tr.name for tr in fig.data]
+    # mar (S, K in {1, 4, 16}): one solid line per K (S varies) and one dashed line per S (K varies)
+    assert sorted(n for n in names if "S varies" in n) == [f"mar: S varies, K={k}" for k in (1, 16, 4)]
+    assert len([n for n in names if "K varies" in n]) == 3
+    assert {tr.line.dash for tr in fig.data if "K varies" in tr.name} == {"dash"}
+    # fid = 5 + 40/√S + 30/√K: per doubling of NFE, S gains 7.5 and K 5.625 (least squares on log2 NFE)
+    ex = charts.axis_exchange(charts.aggregate(df, "fid"), "lower").set_index("axis")
+    assert ex.loc["S", "gain_per_doubling"] == pytest.approx(7.5, rel=0.02)
+    assert ex.loc["K", "gain_per_doubling"] == pytest.approx(5.625, rel=0.02) and ex.loc["K", "slices"] == 3
+    assert "S buys more" in fig.layout.annotations[0].text
+    # K the better axis when it is (swap the roles), and "no method" when nothing varies both
+    recs = [make_record("m", S, Kv, s, {"fid": 5 + 10 / math.sqrt(S) + 40 / math.sqrt(Kv)}, category="both-outer-S")
+            for s in (0, 1) for S in (1, 4) for Kv in (1, 4, 16)]
+    swapped = charts.quality_vs_total_nfe(load_results(write_run(tmp_path / "r", recs)))
+    assert "K buys more" in swapped.layout.annotations[0].text
+    one = load_results(write_run(tmp_path / "one", curve_records("m", "K", K, lambda v, s: 20 + 10 / v + s)))
+    assert "no method varies both" in charts.quality_vs_total_nfe(one).layout.annotations[0].text
+
+
+def test_both_axes_rows_show_the_verdict_at_every_value_of_the_other_axis(zoo, tmp_path):
+    _, df = zoo
+    t = scalability_table(df, cards={})
+    mar = t[t["generator"] == "mar"].iloc[0]
+    assert mar["S_pattern"] == "K=1:improves,K=4:improves,K=16:improves"
+    assert mar["K_pattern"] == "S=1:improves,S=4:improves,S=16:improves"
+    assert t[t["generator"] == "gpt"].iloc[0]["S_pattern"] == ""  # one axis varied: no pattern
+    shown = table_display(t).set_index("generator").loc["mar", "S evidence"]
+    assert "at every value: K=1 ▲, K=4 ▲, K=16 ▲" in shown
+    # K helps only where S is small: the pattern shows it though the table's slice (S=16) does not
+    recs = [make_record("m", S, Kv, s, {"fid": 5 + (40 / math.sqrt(Kv) if S == 1 else 0) + 0.05 * s},
+                        category="both-outer-S") for s in (0, 1, 2) for S in (1, 16) for Kv in (1, 4, 16)]
+    row = scalability_table(load_results(write_run(tmp_path / "r", recs)), cards={}).iloc[0]
+    assert row["K_at"] == "S=16" and row["K"] != "improves"
+    assert row["K_pattern"] == f"S=1:improves,S=16:{row['K']}"
+
+
 def test_linear_quality_axis_when_values_span_less_than_a_decade(tmp_path):
     df = load_results(write_run(tmp_path / "r", curve_records("m", "K", K, lambda v, s: 20 + 10 / v + s)))
     fig = charts.quality_vs_K(df)

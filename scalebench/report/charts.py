@@ -318,6 +318,82 @@ def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     return fig
 
 
+def axis_exchange(agg: pd.DataFrame, better: str) -> pd.DataFrame:
+    """Which axis buys more quality per unit of compute, per method that varies both S and K.
+
+    For each slice of the other axis where `axis` takes ≥ 2 values, the least-squares slope of the
+    mean metric against log2(NFE); the gain per doubling of NFE is that slope signed so that positive
+    is better; the row holds the median over slices (rows: method, axis, gain_per_doubling, slices).
+    """
+    rows = []
+    sign = 1.0 if better == "higher" else -1.0
+    for method in both_axes_methods(agg):
+        pts = agg[(agg["method"] == method) & agg["nfe"].notna() & (agg["nfe"] > 0)]
+        for axis, other in (("S", "K"), ("K", "S")):
+            gains = []
+            for _, sl in pts.groupby(other):
+                if sl[axis].nunique() < 2 or sl["nfe"].nunique() < 2:
+                    continue
+                x = np.log2(sl["nfe"].to_numpy(float))
+                gains.append(sign * float(np.polyfit(x, sl["mean"].to_numpy(float), 1)[0]))
+            rows.append({"method": method, "axis": axis, "slices": len(gains),
+                         "gain_per_doubling": float(np.median(gains)) if gains else math.nan})
+    return pd.DataFrame(rows, columns=["method", "axis", "gain_per_doubling", "slices"])
+
+
+def exchange_verdict(ex: pd.DataFrame, method: str) -> str:
+    """One line: the gain per NFE doubling along S and along K, and the axis that buys more."""
+    g = ex[ex["method"] == method].set_index("axis")["gain_per_doubling"]
+    gs, gk = g.get("S", math.nan), g.get("K", math.nan)
+    if math.isnan(gs) or math.isnan(gk):
+        return "S and K never both varied at a fixed other axis"
+    best = "S" if gs > gk else "K" if gk > gs else "neither"
+    return f"per NFE doubling: S {gs:+.3g}, K {gk:+.3g} → {best} buys more"
+
+
+def quality_vs_total_nfe(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    """For each method varying both axes, quality against total NFE with one line per slice: solid lines
+    vary S at a fixed K, dashed lines vary K at a fixed S. At equal NFE the lower (better) family of
+    lines is the axis that buys more quality per unit of compute — the seed's question for "both" rows."""
+    from plotly.subplots import make_subplots
+
+    metric = check_metric(df, metric)
+    agg = aggregate(df, metric)
+    methods = both_axes_methods(agg)
+    if not methods:
+        fig = go.Figure()
+        fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _layout(fig, f"{metric} vs total NFE (S × K)", "", "")
+    ex = axis_exchange(agg, METRICS[metric].better)
+    titles = [html.escape(f"{m}: {exchange_verdict(ex, m)}") for m in methods]
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=titles, horizontal_spacing=0.06)
+    shades = {"S": ("#1f4e9c", "#6a9bd8", "#b5cdee"), "K": ("#b3400c", "#ec8a3c", "#f6c49c")}
+    logy = log_axis(agg.loc[agg["method"].isin(methods), "mean"])
+    for i, m in enumerate(methods, 1):
+        pts = agg[(agg["method"] == m) & agg["nfe"].notna() & (agg["nfe"] > 0)]
+        for axis, other, dash in (("S", "K", "solid"), ("K", "S", "dash")):
+            slices = [(b, sl) for b, sl in pts.groupby(other, sort=True) if sl[axis].nunique() >= 2]
+            for j, (b, sl) in enumerate(slices):
+                sl = sl.sort_values("nfe")
+                shade = shades[axis][min(j * len(shades[axis]) // max(len(slices), 1), len(shades[axis]) - 1)]
+                fig.add_trace(go.Scatter(
+                    x=sl["nfe"], y=sl["mean"], mode="lines+markers", line={"color": shade, "dash": dash},
+                    name=html.escape(f"{m}: {axis} varies, {other}={int(b)}"), legendgroup=m,
+                    customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
+                    hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>NFE %{x:.4g}<br>%{y:.4g}"
+                                  " (%{customdata[2]} seeds)"), row=1, col=i)
+        fig.update_xaxes(title_text="total NFE (S × K network calls)", type="log", row=1, col=i)
+        fig.update_yaxes(title_text=html.escape(_metric_title(metric)) if i == 1 else None,
+                         type="log" if logy else "linear", row=1, col=i)
+    fig.update_layout(title=html.escape(f"{metric} vs total NFE: solid = more S at fixed K, dashed = more K at "
+                                        f"fixed S (mean over seeds)"),
+                      template="plotly_white", height=460, margin={"t": 90, "l": 60, "r": 20, "b": 60})
+    return fig
+
+
 def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     """Latency per sample vs S or K (log–log); bars are s.d. over seeds, or p10–p90 with one seed."""
     if axis not in ("S", "K"):
