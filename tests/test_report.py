@@ -477,23 +477,33 @@ QUALITY_CHARTS = {
 }
 
 
+# The shipped one-shot families (generator, sampler as the runner records it): gan's single sampler,
+# vae's two (each its own point, so its own marker) and flow's one. Their cards fix S = K = 1.
+ONE_SHOT = {"gan": ("gan", "default"), "vae/sample": ("vae", "sample"), "vae/mode": ("vae", "mode"),
+            "flow/inverse": ("flow", "inverse")}
+
+
 @pytest.fixture(scope="module")
 def one_shot_run(tmp_path_factory):
     recs = curve_records("ddim", "K", K, lambda v, s: 10 + 60 * math.exp(-v / 3) + 0.3 * s)
     recs += curve_records("gpt", "S", [1, 4, 16, 64], lambda v, s: 80 / math.sqrt(v) + 2 + 0.3 * s, category="sequence")
-    recs += [make_record("gan", 1, 1, s, {"fid": 25.0 + s}, category="neither") for s in (0, 1, 2)]
+    for i, (gen, sampler) in enumerate(ONE_SHOT.values()):
+        recs += [make_record(gen, 1, 1, s, {"fid": 25.0 + 5 * i + s}, sampler=sampler, category="neither")
+                 for s in (0, 1, 2)]
     return load_results(write_run(tmp_path_factory.mktemp("oneshot") / "r", recs))
 
 
+@pytest.mark.parametrize("method", list(ONE_SHOT))
 @pytest.mark.parametrize("chart", list(QUALITY_CHARTS))
-def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(one_shot_run, chart):
+def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(one_shot_run, chart, method):
     fig = QUALITY_CHARTS[chart](one_shot_run, "fid")
     by_name = {tr.name: tr for tr in fig.data}
-    gan = by_name["gan"]
-    assert gan.mode == "markers" and len(gan.x) == 1 and gan.showlegend is not False, chart
-    assert gan.marker.symbol == charts.ONE_SHOT_SYMBOL and gan.legendgroup == charts.ONE_SHOT_GROUP
-    assert gan.legendgrouptitle.text == charts.ONE_SHOT_GROUP  # the group's legend heading
-    assert gan.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name != "gan")  # listed last
+    one = by_name[method]
+    assert one.mode == "markers" and len(one.x) == 1 and one.showlegend is not False, chart
+    assert one.marker.symbol == charts.ONE_SHOT_SYMBOL and one.legendgroup == charts.ONE_SHOT_GROUP
+    titled = [tr for tr in fig.data if getattr(tr.legendgrouptitle, "text", None)]
+    assert [tr.legendgrouptitle.text for tr in titled] == [charts.ONE_SHOT_GROUP]  # one heading for the group
+    assert one.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name not in ONE_SHOT)  # listed last
     curve = by_name["ddim"] if chart.endswith("_K") or chart in ("quality_vs_nfe", "quality_vs_flops",
                                                                   "quality_vs_latency") else by_name["gpt"]
     assert curve.mode == charts.CURVE_MODE == "lines+markers" and len(curve.x) > 1, chart
@@ -505,16 +515,23 @@ def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(o
 
 def test_one_shot_methods_are_those_with_one_budget(one_shot_run):
     agg = charts.aggregate(one_shot_run, "fid")
-    assert charts.one_shot_methods(agg) == {"gan"}
+    assert charts.one_shot_methods(agg) == set(ONE_SHOT)
     assert charts.one_shot_methods(agg.iloc[0:0]) == set()
 
 
 def test_one_shot_family_is_dash_on_both_axes_of_the_table(one_shot_run):
-    card = MethodCard("gan", "GAN", "neither", S=Axis.fixed(1), K=Axis.fixed(1))
-    for cards in ({}, {"gan": card}):  # one measured budget, or the card, gives "—"
+    from scalebench.methods.flow import FlowGenerator
+    from scalebench.methods.vae import VAEGenerator
+
+    gan_card = MethodCard("gan", "GAN", "neither", S=Axis.fixed(1), K=Axis.fixed(1))
+    shipped = {"gan": gan_card, "vae": VAEGenerator.card, "flow": FlowGenerator.card}  # vae/flow: the real cards
+    for cards in ({}, shipped):  # one measured budget, or the card, gives "—"
         t = scalability_table(one_shot_run, cards=cards)
-        row = t[t["generator"] == "gan"].iloc[0]
-        assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes")
         shown = table_display(t)
-        cells = shown[shown["generator"] == "gan"].iloc[0]
-        assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"
+        for gen, sampler in ONE_SHOT.values():
+            pick = (t["generator"] == gen) & (t["sampler"].fillna("default") == sampler)
+            assert pick.sum() == 1, (gen, sampler)
+            row = t[pick].iloc[0]
+            assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes"), (gen, sampler)
+            cells = shown[pick.to_numpy()].iloc[0]
+            assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"
