@@ -89,7 +89,8 @@ def _chi2_pvalue(tokens: torch.Tensor) -> float:
     exact = toy_exact()
     idx = (tokens * V ** torch.arange(D - 1, -1, -1)).sum(1)
     counts = torch.bincount(idx, minlength=V ** D).numpy()
-    expected = np.array([exact[x] for x in itertools.product(range(V), repeat=D)]) * len(tokens)
+    expected = np.array([exact[x] for x in itertools.product(range(V), repeat=D)])
+    expected = expected / expected.sum() * len(tokens)
     return float(chisquare(counts, expected).pvalue)
 
 
@@ -120,12 +121,13 @@ def test_one_position_commit_law_is_p_exactly() -> None:
     m = 400  # midpoints of an m × m × m grid of (draft, accept, resample) uniforms
     grid = (torch.arange(m, dtype=torch.float64) + 0.5) / m
     x = torch.searchsorted(q.double().cumsum(0), grid).clamp_max(3)
-    ud, ua = torch.meshgrid(torch.arange(m), grid.float(), indexing="ij")
-    ok, y = bw.speculative_commit(p.expand(m, m, 4), q.expand(m, m, 4), x[ud], ua,
+    ia, ib = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
+    xs, ua = x[ia], grid[ib].float()
+    ok, y = bw.speculative_commit(p.expand(m, m, 4), q.expand(m, m, 4), xs, ua,
                                   torch.full((m, m), 0.5))  # y from the residual's CDF at u = 0.5 …
     resid = (p - q).clamp_min(0) / (p - q).clamp_min(0).sum()
     law = torch.zeros(4, dtype=torch.float64)
-    law.index_add_(0, x[ud][ok], torch.ones(int(ok.sum()), dtype=torch.float64) / m ** 2)
+    law.index_add_(0, xs[ok], torch.ones(int(ok.sum()), dtype=torch.float64) / m ** 2)
     law += (1 - law.sum()) * resid.double()  # … and over all resample uniforms the residual's law
     assert torch.allclose(law, p.double(), atol=2e-3)
     assert set(y[~ok].tolist()) <= {0, 1}  # only where p > q can a rejection land
