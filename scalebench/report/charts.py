@@ -15,6 +15,10 @@ A method measured at a single budget — the one-shot baselines whose card fixes
 (VAE, GAN, flow: one network call per sample) — is drawn on every quality and latency chart as
 one large marker (`ONE_SHOT_SYMBOL`), never a line, in its own legend group titled
 `ONE_SHOT_GROUP`, so the reader sees where one-shot sampling sits against the scaling curves.
+
+On the charts along S, a point whose generator reports the `api.STEPS_TAKEN` diagnostic (the mean
+sequential steps a sample actually took, when they depend on the data: blockwise decoding) is placed
+at that value instead of its nominal S (`s_coordinate`); the hover keeps the nominal S and K.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from scalebench.api import STEPS_TAKEN
 from scalebench.errors import ResultsError
 from scalebench.metrics import METRICS
 from scalebench.report.table import check_homogeneous, check_metric, method_floor
@@ -136,7 +141,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy
 
 def _ticks(fig: go.Figure, values: pd.Series) -> go.Figure:
     """Label a log step axis at the measured step counts (Plotly's log ticks read 8 9 1 2 …)."""
-    vals = sorted({int(v) for v in values})
+    vals = sorted({round(v) for v in values})
     if vals:
         fig.update_xaxes(tickvals=vals, ticktext=[str(v) for v in vals])
     return fig
@@ -173,6 +178,21 @@ def _err(sd: pd.Series, n: pd.Series) -> dict | None:
     return {"type": "data", "array": arr, "visible": True} if bool((n >= 2).any()) else None
 
 
+def s_coordinate(df: pd.DataFrame, points: pd.DataFrame) -> pd.Series:
+    """The x of `points` (POINT columns) on an S chart: the mean over seeds of the `api.STEPS_TAKEN`
+    diagnostic where the point reports one (data-dependent steps, e.g. blockwise decoding), else S."""
+    d = df[(df["metric"] == STEPS_TAKEN) & (df["kind"] == "diagnostic") & df["value"].notna()] \
+        if "kind" in df.columns else df.iloc[:0]
+    x = points["S"].astype(float)
+    if d.empty:
+        return x
+    d = d.assign(sampler=d["sampler"].fillna("default"), S=d["S"].astype(int), K=d["K"].astype(int))
+    taken = d.groupby(POINT)["value"].mean()
+    keys = pd.MultiIndex.from_frame(points[POINT].astype({"S": int, "K": int}))
+    found = taken.reindex(keys).to_numpy(dtype=float)
+    return pd.Series(np.where(np.isnan(found), x.to_numpy(), found), index=points.index)
+
+
 def axis_slice(points: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, str]:
     """The curve along `axis` shown for one method: at the largest other-axis value where it varies."""
     other = "K" if axis == "S" else "S"
@@ -193,11 +213,12 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     col = colors(list(agg["method"]))
     single = one_shot_methods(agg)
     fig = go.Figure()
+    agg["_x"] = s_coordinate(df, agg) if axis == "S" else agg[axis].astype(float)
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
-        sl = sl.sort_values(axis)
+        sl = sl.sort_values("_x")
         fig.add_trace(go.Scatter(
-            x=sl[axis], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
+            x=sl["_x"], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
             **trace_style(col[method], method in single, len(sl)),
             customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
@@ -205,7 +226,7 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     found = add_floor_band(fig, df, metric, agg[axis])
     _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
     _quality_log(fig, agg["mean"], found)
-    return _ticks(fig, agg[axis])
+    return _ticks(fig, agg["_x"])
 
 
 def quality_vs_K(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
@@ -409,24 +430,25 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     agg["p10"] = g["latency_p10_s"].mean().to_numpy()
     agg["p90"] = g["latency_p90_s"].mean().to_numpy()
     agg["method"] = [method_label(a, b) for a, b in zip(agg["generator"], agg["sampler"], strict=True)]
+    agg["_x"] = s_coordinate(df, agg) if axis == "S" else agg[axis].astype(float)
     col = colors(list(agg["method"]))
     single = one_shot_methods(agg)
     fig = go.Figure()
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
-        sl = sl.sort_values(axis)
+        sl = sl.sort_values("_x")
         if (sl["n"] >= 2).any():
             err = {"type": "data", "array": sl["sd"].fillna(0) * 1e3, "visible": True}
         else:
             err = {"type": "data", "symmetric": False, "array": (sl["p90"] - sl["mean"]).clip(lower=0) * 1e3,
                    "arrayminus": (sl["mean"] - sl["p10"]).clip(lower=0) * 1e3, "visible": True}
-        fig.add_trace(go.Scatter(x=sl[axis], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
+        fig.add_trace(go.Scatter(x=sl["_x"], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
                                  **trace_style(col[method], method in single, len(sl)),
                                  hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} ms/sample"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
     _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
             "latency per sample [ms]", logx=True, logy=True)
-    return _ticks(fig, agg[axis])
+    return _ticks(fig, agg["_x"])
 
 
 def latency_vs_S(df: pd.DataFrame) -> go.Figure:
