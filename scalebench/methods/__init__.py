@@ -41,6 +41,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("ebm", "EBMGenerator"),
     Family("vae", "VAEGenerator"),
     Family("flow", "FlowGenerator"),
+    Family("ar_diffusion", "ARDiffusionGenerator"),
+    Family("rolling", "RollingGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
