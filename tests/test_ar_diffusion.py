@@ -129,7 +129,7 @@ def test_nll_bound(gen: A.ARDiffusionGenerator) -> None:
     b = gen.nll(x, Budget(S=4, K=20))
     assert b.shape == (32,) and torch.equal(b, gen.nll(x, Budget(S=4, K=20)))
     assert bool(torch.isfinite(b).all()) and 0 < float(b.mean()) < math.log2(LEVELS)
-    assert float(gen.nll(x, Budget(S=1, K=200)).mean()) < float(gen.nll(x, Budget(S=1, K=2)).mean())
+    assert float(gen.nll(x, Budget(S=1, K=100)).mean()) < float(gen.nll(x, Budget(S=1, K=2)).mean())
 
 
 def test_checkpoint_metadata_and_size(gen: A.ARDiffusionGenerator) -> None:
@@ -157,6 +157,6 @@ def test_quality_at_the_largest_budget_beats_independent_pixels(gen: A.ARDiffusi
     from scalebench.data import get_dataset
     from scalebench.metrics.quality import compute_quality
 
-    x = gen.sample(1000, Budget(S=8, K=20), _rng(0))
+    x = gen.sample(500, Budget(S=8, K=20), _rng(0))
     fid = compute_quality(x, get_dataset("digits"), metrics=("fid",))["fid"]
-    assert fid < 0.5 * marginal_fid(1000), fid
+    assert fid < 0.5 * marginal_fid(500), fid  # 500 samples: ~3 vs ~52

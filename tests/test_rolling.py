@@ -102,6 +102,6 @@ def test_quality_at_the_largest_budget_beats_independent_pixels(gen: R.RollingGe
     from scalebench.metrics.quality import compute_quality
     from tests.test_ar_diffusion import marginal_fid
 
-    x = gen.sample(1000, Budget(S=8, K=20), _rng(0))
+    x = gen.sample(500, Budget(S=8, K=20), _rng(0))
     fid = compute_quality(x, get_dataset("digits"), metrics=("fid",))["fid"]
-    assert fid < 0.5 * marginal_fid(1000), fid
+    assert fid < 0.5 * marginal_fid(500), fid  # 500 samples: ~3 vs ~52
