@@ -31,7 +31,7 @@ def _rng(seed: int) -> torch.Generator:
 
 def test_card_and_protocols(gen: A.ARDiffusionGenerator) -> None:
     card = gen.card
-    assert (card.name, card.category, card.outer, card.likelihood) == ("ar_diffusion", "both", "S", "bound")
+    assert (card.name, card.category, card.outer, card.likelihood) == ("ar_diffusion", "both-outer-S", "S", "bound")
     assert card.S.values == (1, 2, 4, 8) and card.K.valid(1) and card.K.valid(1000) and not card.K.valid(0)
     assert card.samplers == ("ddim", "ddpm") and "Wu et al. 2023" in card.paper
     assert isinstance(gen, Generator) and isinstance(gen, HasLikelihood)

@@ -29,7 +29,7 @@ def _rng(seed: int) -> torch.Generator:
 
 def test_card_and_checkpoint(gen: R.RollingGenerator) -> None:
     card = gen.card
-    assert (card.name, card.category, card.outer, card.likelihood) == ("rolling", "both", "S", "bound")
+    assert (card.name, card.category, card.outer, card.likelihood) == ("rolling", "both-outer-S", "S", "bound")
     assert card.S.values == (1, 2, 4, 8) and card.samplers == ("ddim", "ddpm") and "Ruhe" in card.paper
     assert R.RollingGenerator.checkpoints == ("ar_diffusion",)  # the shared per-row net, not its own
 

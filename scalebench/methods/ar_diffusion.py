@@ -93,7 +93,7 @@ class ARDiffusionGenerator:
     card = MethodCard(
         name="ar_diffusion",
         family="AR-Diffusion",
-        category="both",
+        category="both-outer-S",
         S=Axis(meaning="row blocks committed in sequence (8/S rows each); S = 1 is plain diffusion",
                default=4, values=SS),
         K=Axis(meaning="denoising steps of each block's schedule (trailing strided DDPM grid)",

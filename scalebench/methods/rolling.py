@@ -42,7 +42,7 @@ class RollingGenerator(ARDiffusionGenerator):
     card = MethodCard(
         name="rolling",
         family="rolling diffusion",
-        category="both",
+        category="both-outer-S",
         S=Axis(meaning="window shifts: frames of 8/S rows committed in sequence, one per shift (S = 8: rows)",
                default=8, values=SS),
         K=Axis(meaning="denoising steps each frame receives while it crosses the window", default=20, low=1, high=T),
