@@ -42,6 +42,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("vae", "VAEGenerator"),
     Family("flow", "FlowGenerator"),
     Family("blockwise", "BlockwiseGenerator"),
+    Family("ar_diffusion", "ARDiffusionGenerator"),
+    Family("rolling", "RollingGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
