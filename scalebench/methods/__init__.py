@@ -44,6 +44,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("blockwise", "BlockwiseGenerator"),
     Family("ar_diffusion", "ARDiffusionGenerator"),
     Family("rolling", "RollingGenerator"),
+    Family("ards", "ARDSGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
