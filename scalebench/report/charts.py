@@ -306,6 +306,16 @@ def both_axes_methods(agg: pd.DataFrame) -> list[str]:
     return [m for m, p in agg.groupby("method", sort=True) if p["S"].nunique() > 1 and p["K"].nunique() > 1]
 
 
+def _no_both_axes(title: str) -> go.Figure:
+    """The placeholder of the both-axes charts when no method varies S and K together."""
+    fig = go.Figure()
+    fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
+                       x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, "", "")
+
+
 def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     """S × K heatmap of quality for each method that varies both axes (brighter = better)."""
     from plotly.subplots import make_subplots
@@ -314,12 +324,7 @@ def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     agg = aggregate(df, metric)
     methods = both_axes_methods(agg)
     if not methods:
-        fig = go.Figure()
-        fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        return _layout(fig, f"{metric} over S × K", "", "")
+        return _no_both_axes(f"{metric} over S × K")
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.08)
     reverse = METRICS[metric].better == "lower"
     logz = log_axis(agg.loc[agg["method"].isin(methods), "mean"])
@@ -382,12 +387,7 @@ def quality_vs_total_nfe(df: pd.DataFrame, metric: str | None = None) -> go.Figu
     agg = aggregate(df, metric)
     methods = both_axes_methods(agg)
     if not methods:
-        fig = go.Figure()
-        fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        return _layout(fig, f"{metric} vs total NFE (S × K)", "", "")
+        return _no_both_axes(f"{metric} vs total NFE (S × K)")
     ex = axis_exchange(agg, METRICS[metric].better)
     titles = [html.escape(f"{m}: {exchange_verdict(ex, m)}") for m in methods]
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=titles, horizontal_spacing=0.06)

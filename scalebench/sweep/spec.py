@@ -220,7 +220,7 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
         cores = machine_threads()
         threads = max(1, cores // ex.workers) if ex.kind == "ray" and ex.address is None else cores
     else:
-        threads = _positive_int(f"{source}: threads", asked)
+        threads = _positive_int(f"{source}: threads" if threads is None else "--threads", asked)
     if not isinstance(top["compile"], bool):
         raise SpecError(f"{source}: compile = {top['compile']!r} must be true or false")
     if top["dtype"] not in DTYPES:
