@@ -139,7 +139,7 @@ def _print_scalability_table(df: Any) -> None:
     from scalebench.report.tablefmt import render_terminal_table
 
     if quality_metrics(df):
-        t = scalability_table(df, cards=known_cards(df["generator"].dropna().unique()))
+        t = scalability_table(df, cards=known_cards(df))
         console.print(render_terminal_table(t))
 
 

@@ -281,7 +281,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path, 
     paths = list(paths)
     df = load_results(paths)
     if cards is None:
-        cards = known_cards(df["generator"].dropna().unique())
+        cards = known_cards(df)
     if metric is None and not quality_metrics(df):  # a speed-only run: no table, cost charts only
         table_df = pd.DataFrame(columns=TABLE_COLUMNS)
     else:
