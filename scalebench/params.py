@@ -98,6 +98,24 @@ def validate_args(where: str, params: tuple[Param, ...], args: Mapping[str, Any]
     return out
 
 
+def parse_cli_args(where: str, params: tuple[Param, ...], items: list[str]) -> dict[str, Any]:
+    """`["path=models/unet", "steps=4"]` from the command line → typed, validated args."""
+    by_name = {p.name: p for p in params}
+    raw: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ArgsError(f"{where}: --arg {item!r} must be KEY=VALUE, e.g. --arg path=models/unet")
+        p = by_name.get(key)
+        kind = p.type if p else "str"
+        try:
+            raw[key] = {"int": int, "float": float}.get(kind, str)(text) if kind != "bool" else \
+                {"true": True, "false": False}[text.lower()]
+        except (ValueError, KeyError):
+            raise ArgsError(f"{where}: --arg {item!r}: {text!r} is not a {kind}") from None
+    return validate_args(where, params, raw)
+
+
 def path_hash(path: str | Path) -> str:
     """Short sha256 of a file, or of a directory's files (relative names and contents, sorted)."""
     from scalebench.zoo import file_hash

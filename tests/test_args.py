@@ -33,9 +33,17 @@ class WeightsFromFile:
         with open(path, "rb") as f:
             self.level = f.read(1)[0] / 255.0 * scale
         self.mode, self.device = mode, device
+        self.net = torch.nn.Identity()
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.net}
 
     def sample(self, n: int, budget: Budget, rng: torch.Generator, sampler: str | None = None) -> torch.Tensor:
+        self.card.check_sampler(sampler)
+        self.card.check_budget(budget)
         x = torch.rand(n, 1, 8, 8, generator=rng) * 0.1 + self.level
+        for _ in range(budget.K):
+            x = self.net(x)
         return x.clamp(0, 1)
 
     def nfe(self, budget: Budget, sampler: str | None = None) -> int:
@@ -156,3 +164,15 @@ K = [1]
     res = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "run"), "--no-progress"])
     assert res.exit_code == 2 and "args.mode = 'loud'" in res.output and len(res.output.strip().splitlines()) == 1
     assert len(load_results(tmp_path / "run")["point_id"].unique()) == 3
+
+
+def test_check_and_list_take_args(weights) -> None:
+    res = runner.invoke(app, ["check", "from-file", "--arg", f"path={weights[0]}", "--arg", "scale=0.5"])
+    assert res.exit_code == 0, res.output
+    assert "FAIL" not in res.output and "one point through the measuring path" in res.output
+    res = runner.invoke(app, ["check", "from-file"])
+    assert res.exit_code == 2 and "missing required argument args.path" in res.output
+    res = runner.invoke(app, ["check", "from-file", "--arg", f"path={weights[0]}", "--arg", "scale=big"])
+    assert res.exit_code == 2 and "'big' is not a float" in res.output
+    res = runner.invoke(app, ["list"])
+    assert res.exit_code == 0 and "from-file" in res.output and "required" in res.output, res.output
