@@ -158,6 +158,10 @@ K = [1]
     assert json.loads(df[df["generator"] == "bright"]["args"].iloc[0])["mode"] == "noisy"
     res = runner.invoke(app, ["table", str(tmp_path / "run"), "--metric", "fid"])
     assert res.exit_code == 0 and "bright" in res.output, res.output
+    res = runner.invoke(app, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert 'id="model-args"' in page and "&quot;mode&quot;: &quot;noisy&quot;" in page
     # a bad arg: exit 2, one line naming it, and the recorded points are kept
     bad = tmp_path / "bad.toml"
     bad.write_text(spec.read_text().replace('mode = "noisy"', 'mode = "loud"'))

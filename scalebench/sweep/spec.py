@@ -23,6 +23,13 @@ Example::
     samplers = ["ddim", "ddpm"]
     K = [1, 2, 5, 10, 20, 50]
 
+    [[generators]]          # a user's own model: args are the generator's declared params
+    name = "diffusers"
+    label = "my-unet"       # how its rows are named (default: the name, made unique per args)
+    args = { path = "models/unet" }
+    dataset = "imagefolder" # per entry or top level; default: the dataset the card names
+    dataset_args = { path = "data/faces" }
+
 Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`.
 Defaults live in `DEFAULTS` and `TimingSettings`, nowhere else.
 
