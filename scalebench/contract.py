@@ -30,6 +30,7 @@ class Context:
     name: str
     device: str = "cpu"
     gen: Any = None
+    args: dict[str, Any] = field(default_factory=dict)  # the generator's validated args (an adapter's path)
     card: MethodCard | None = None
     dataset: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +74,7 @@ def check_card(ctx: Context) -> str:
 
     cls_card = getattr(ctx.gen, "card", None) if ctx.gen is not None else None
     if ctx.gen is None:
-        ctx.gen = load_generator(ctx.name, ctx.device)
+        ctx.gen = load_generator(ctx.name, ctx.device, **ctx.args)
         cls_card = getattr(ctx.gen, "card", None)
     if not isinstance(cls_card, MethodCard):
         raise CheckFailed(f"card is {type(cls_card).__name__}, not a scalebench.api.MethodCard")
@@ -213,15 +214,17 @@ def check_measured_point(ctx: Context) -> str:
     """One small point through the real measuring path (`sweep/measure.execute_point`)."""
     from scalebench.registry import GENERATORS
     from scalebench.sweep.measure import _GENERATORS, measure_points
+    from scalebench.params import canonical_json
     from scalebench.sweep.plan import Point, fingerprint_of, generator_identity
     from scalebench.timing import TimingSettings
 
     assert ctx.card is not None
     name = GENERATORS.canonical(ctx.name)
-    _GENERATORS.setdefault((name, ctx.device, False), ctx.gen)
+    args = canonical_json(ctx.args) if ctx.args else ""
+    _GENERATORS.setdefault((name, ctx.device, False, args), ctx.gen)  # the key measure.load uses
     c = ctx.card.for_sampler(None)
-    identity = generator_identity(name)
-    point = Point(generator=name, sampler=ctx.card.samplers[0], S=c.S.default, K=c.K.default, seed=0, n=2 * N,
+    identity = generator_identity(name, ctx.args or None)
+    point = Point(generator=name, args=args, sampler=ctx.card.samplers[0], S=c.S.default, K=c.K.default, seed=0, n=2 * N,
                   batch_size=N, device=ctx.device, dtype="float32", metrics=(),
                   timing=TimingSettings(warmup=0, min_repeats=2, min_duration_s=0.0, rounds=2), fingerprint=fingerprint_of(identity),
                   threads=torch.get_num_threads(), identity=tuple(sorted(identity.items())))
@@ -247,9 +250,10 @@ CHECKS: tuple[tuple[str, Callable[[Context], str]], ...] = (
 )
 
 
-def run_checks(name: str, device: str = "cpu", gen: Any = None) -> list[CheckResult]:
-    """Every check on generator `name` (loaded once); a failed `card` check stops the rest."""
-    ctx = Context(name=name, device=device, gen=gen)
+def run_checks(name: str, device: str = "cpu", gen: Any = None, args: dict[str, Any] | None = None
+               ) -> list[CheckResult]:
+    """Every check on generator `name` (loaded once, with validated `args`); a failed `card` check stops the rest."""
+    ctx = Context(name=name, device=device, gen=gen, args=dict(args or {}))
     out: list[CheckResult] = []
     for label, fn in CHECKS:
         try:

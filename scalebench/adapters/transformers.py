@@ -20,6 +20,7 @@ on the HF model: `generate` calls it once per token (the prefill call yields the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,31 @@ class TransformersGenerator(ResolutionARGenerator):
         self.view = read_token_view(self.path, self.model.config, start_token, first_level_token)
         self.first = int(self.view["first_level_token"])
         self._tf = tf
+        self._check_position_ids()
+
+    def _check_position_ids(self) -> None:
+        """Prompts that start past position 0 need `generate()` to advance the position ids it is given.
+
+        transformers did not before huggingface/transformers#43734 (2026; issue #36510): the positions
+        stayed put and the samples would be silently wrong. Two forward calls of one row tell.
+        """
+        offset = [int(s) for s, p in self.view["prompts"].items() if int(p.get("position", 0)) and int(s) > 1]
+        if not offset:
+            return
+        s = min(offset)
+        seen: list[torch.Tensor | None] = []
+        handle = self.model.register_forward_pre_hook(
+            lambda _m, _a, kw: seen.append(kw.get("position_ids")), with_kwargs=True)
+        try:
+            self.decode_tokens(math.isqrt(s), torch.zeros(1, s, device=self.device))
+        finally:
+            handle.remove()
+        start = int(self.view["prompts"][str(s)]["position"]) + len(self.view["prompts"][str(s)]["input_ids"])
+        got = [None if p is None else int(p[0, -1]) for p in seen[1:3]]
+        if got != [start, start + 1]:
+            raise AdapterError(f"transformers {self._tf.__version__}: generate() does not advance custom position_ids "
+                               f"(saw {got}, expected {[start, start + 1]}), so S = {sorted(offset)} would be wrong; "
+                               "upgrade transformers (pip install -U 'scalebench[hf]') or sweep S = 64 only")
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"lm": self.model}
