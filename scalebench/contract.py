@@ -212,9 +212,9 @@ def check_nll(ctx: Context) -> str:
 
 def check_measured_point(ctx: Context) -> str:
     """One small point through the real measuring path (`sweep/measure.execute_point`)."""
+    from scalebench.params import canonical_json
     from scalebench.registry import GENERATORS
     from scalebench.sweep.measure import _GENERATORS, measure_points
-    from scalebench.params import canonical_json
     from scalebench.sweep.plan import Point, fingerprint_of, generator_identity
     from scalebench.timing import TimingSettings
 
