@@ -269,6 +269,20 @@ def export(
         console.print(f"wrote {p} ({len(df)} rows)", markup=False, highlight=False)
 
 
+@app.command("export-hf")
+@cli_errors
+def export_hf(
+    name: Annotated[str, typer.Argument(help="the generator to export (gpt)")],
+    out_dir: Annotated[Path, typer.Argument(help="directory to write (config.json, model.safetensors, scalebench.json)")],
+) -> None:
+    """Write a zoo model as a standard transformers directory (gpt → GPT2LMHeadModel); needs scalebench[hf]."""
+    from scalebench.adapters.hf_export import export as export_model
+
+    path = export_model(name, out_dir)
+    console.print(f"wrote {path} (config.json, model.safetensors, scalebench.json); sweep it with "
+                  f'name = "transformers", args = {{ path = "{path}" }}', markup=False, highlight=False)
+
+
 # Commands whose bodies live beside the code they drive (their modules import only typer at load).
 app.command("table")(cli_errors(table_cmd))
 app.command("report")(cli_errors(report_cmd))

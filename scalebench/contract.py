@@ -30,6 +30,7 @@ class Context:
     name: str
     device: str = "cpu"
     gen: Any = None
+    args: dict[str, Any] = field(default_factory=dict)  # the generator's validated args (an adapter's path)
     card: MethodCard | None = None
     dataset: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -216,14 +217,13 @@ def check_nll(ctx: Context) -> str:
 
 def check_measured_point(ctx: Context) -> str:
     """One small point through the real measuring path (`sweep/measure.execute_point`)."""
+    from scalebench.params import canonical_json
     from scalebench.registry import GENERATORS
     from scalebench.sweep.measure import _GENERATORS, measure_points
     from scalebench.sweep.plan import Point, fingerprint_of, generator_identity
     from scalebench.timing import TimingSettings
 
     assert ctx.card is not None
-    from scalebench.params import canonical_json
-
     name = GENERATORS.canonical(ctx.name)
     args = canonical_json(ctx.args) if ctx.args else ""
     _GENERATORS.setdefault((name, ctx.device, False, args), ctx.gen)

@@ -112,7 +112,9 @@ class Registry(Generic[T]):
 
 
 def _builtin_registries() -> tuple[Registry[Any], Registry[Any]]:
-    """GENERATORS and TRAINERS, both derived from the one table of families (no second edit)."""
+    """GENERATORS and TRAINERS, derived from the one table of families (no second edit), plus the
+    adapters (`scalebench.adapters.ADAPTERS`: generators over another library's models, no trainer)."""
+    from scalebench.adapters import ADAPTERS
     from scalebench.methods import FAMILIES, METRIC_NETS
 
     generators: Registry[Any] = Registry("generator", entry_point_group="scalebench.generators")
@@ -122,6 +124,8 @@ def _builtin_registries() -> tuple[Registry[Any], Registry[Any]]:
         trainers.register(fam.id, f"{fam.module}:train")
     for name, target in METRIC_NETS.items():
         trainers.register(name, target)
+    for name, target in ADAPTERS.items():
+        generators.register(name, target)
     return generators, trainers
 
 

@@ -9,7 +9,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
@@ -31,6 +30,7 @@ from scalebench.report.trend import (
     t_test,
 )
 from scalebench.results import load_results
+from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 K = [1, 2, 5, 10, 20, 50]
 RNG = np.random.default_rng(7)

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.report_fixtures import EMOJI, XSS, synthetic_zoo
 
 from scalebench.report.charts import FLOOR_NAME
 from scalebench.report.table import scalability_table
 from scalebench.report.tablefmt import table_display
 from scalebench.results import load_results
+from tests.report_fixtures import EMOJI, XSS, synthetic_zoo
 
 CHROMIUM = os.environ.get("SCALEBENCH_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
