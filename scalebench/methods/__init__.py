@@ -41,6 +41,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("ebm", "EBMGenerator"),
     Family("vae", "VAEGenerator"),
     Family("flow", "FlowGenerator"),
+    Family("mar", "MARGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {
