@@ -67,6 +67,8 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train ebm
 	$(SB) train vae
 	$(SB) train flow
+	$(SB) train ar_diffusion  # rolling samples the same checkpoint
+	$(SB) train ards  # after gpt: fine-tuned from it
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

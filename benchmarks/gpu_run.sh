@@ -11,6 +11,10 @@ PY=${PY:-python3}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SCALEBENCH_CACHE=${SCALEBENCH_CACHE:-$PWD/.cache/scalebench}
 SB="$PY -m scalebench.cli"
+if [ -z "${SCALEBENCH_GIT_COMMIT:-}" ] && ! git rev-parse HEAD >/dev/null 2>&1; then
+  echo "warning: SCALEBENCH_GIT_COMMIT is unset and this copy has no .git, so every record's commit will read" \
+       "'unknown'; rerun as SCALEBENCH_GIT_COMMIT=<commit> bash benchmarks/gpu_run.sh" >&2
+fi
 step() { echo "== $1 ($(date -u +%T))"; }
 
 step "machine"

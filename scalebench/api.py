@@ -205,6 +205,12 @@ class HasLikelihood(Protocol):
     def nll(self, x: torch.Tensor, budget: Budget) -> torch.Tensor | None: ...
 
 
+STEPS_TAKEN = "steps_taken"
+"""The diagnostic a generator with data-dependent sequential steps (blockwise decoding: accepted
+drafts end a block early) reports as the mean steps one sample actually took; the report's charts
+along S use it as the S coordinate where a point has it (the nominal S stays in the point's label)."""
+
+
 @runtime_checkable
 class HasDiagnostics(Protocol):
     """Optional: per-batch diagnostic values of the samples just drawn (e.g. a solver's convergence).

@@ -85,6 +85,8 @@ def run(
     compile: Annotated[bool | None, typer.Option("--compile/--eager", help="override the spec's compile "
                                                  "setting (torch.compile of the networks)")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
+    threads: Annotated[int | None, typer.Option(help="override the spec's torch threads per measuring process "
+                                                "(part of each point's identity)")] = None,
     executor: Annotated[str | None, typer.Option(help="where points run: local (this process) or ray "
                                                  "(worker actors; pip install 'scalebench[ray]')")] = None,
     workers: Annotated[int | None, typer.Option(help="Ray workers (a local Ray starts this many)")] = None,
@@ -107,7 +109,7 @@ def run(
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
-    s = load_spec(spec, device=device, compile=compile,
+    s = load_spec(spec, device=device, compile=compile, threads=threads,
                   executor={"executor": executor, "workers": workers, "address": address,
                             "gpus_per_worker": gpus_per_worker})
     check_device(s.device)

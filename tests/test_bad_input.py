@@ -302,7 +302,7 @@ CASES = [
     Case("compare-bad-alpha", ("compare", "{P}", "{P}", "--alpha", "2"), "--alpha 2.0 must lie strictly between"),
     Case("compare-no-calibration", ("compare", "{P}", "{T}/nocal", "--normalize"), "has no calibration_s",
          _no_calibration),
-    Case("train-unknown", ("train", "vae"), "unknown trainable model 'vae'"),
+    Case("train-unknown", ("train", "no_such_model"), "unknown trainable model 'no_such_model'"),
     Case("ab-zero-rounds", ("ab", "HEAD", "--rounds", "0"), "--rounds 0 must be at least 1"),
     Case("ab-bad-import", ("ab", "HEAD", "--import", "no_such_module_xyz"), "--import no_such_module_xyz"),
     # plugins that are needed but cannot be imported (real entry points, so a fresh process)

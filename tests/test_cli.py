@@ -46,7 +46,7 @@ def _write(tmp_path: Path, spec: dict, name: str = "spec.toml") -> Path:
     (["run", "BAD"], "malformed TOML"),
     (["run", "BADK"], "K=1000 is not valid"),
     (["export", "missing-dir"], "does not exist"),
-    (["train", "vae"], "unknown trainable model 'vae'"),
+    (["train", "no_such_model"], "unknown trainable model 'no_such_model'"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, needle) -> None:
     spec = _write(tmp_path, toy_spec())

@@ -127,6 +127,10 @@ def test_nll_is_the_change_of_variables_plus_dequantisation(gen: FL.FlowGenerato
         mean = torch.stack([FL.dequantised_bits(gen.flow, tokens, draws[d]) for d in range(FL.NLL_DRAWS)]).mean(0)
     torch.testing.assert_close(nll, mean, atol=1e-4, rtol=1e-5)
     assert torch.equal(nll, gen.nll(x, Budget()))
+    # the draws do not depend on how many rows are scored at once
+    many = Digits().tokens("test")[:40]
+    torch.testing.assert_close(FL.nll_bits(gen.flow, many, rows=FL.NLL_DRAWS * 5),
+                               FL.nll_bits(gen.flow, many, rows=FL.NLL_DRAWS * 7))
 
 
 def test_importance_weighted_bound_is_tighter(gen: FL.FlowGenerator) -> None:

@@ -31,6 +31,19 @@ def _ok(run_dir) -> dict[str, dict]:
     return recs
 
 
+def test_a_private_local_ray_shares_the_cores_among_its_workers(monkeypatch) -> None:
+    import scalebench.sweep.spec as spec_mod
+
+    monkeypatch.setattr(spec_mod, "machine_threads", lambda: 8)
+    unset = {k: v for k, v in SPEC.items() if k != "threads"}
+    assert parse_spec(unset).threads == 8
+    assert parse_spec(unset, executor={"executor": "ray", "workers": 2}).threads == 4
+    assert parse_spec(unset, executor={"executor": "ray", "workers": 16}).threads == 1
+    assert parse_spec(unset, executor={"executor": "ray", "workers": 2, "address": "auto"}).threads == 8
+    assert parse_spec(SPEC, executor={"executor": "ray", "workers": 2}).threads == 1  # the spec's own value
+    assert parse_spec(unset, threads=3, executor={"executor": "ray", "workers": 2}).threads == 3  # --threads
+
+
 def test_executor_settings_are_checked_and_stay_out_of_the_identity() -> None:
     with pytest.raises(SpecError, match=r"executor = 'dask'; use one of \['local', 'ray'\]"):
         parse_spec({**SPEC, "executor": "dask"})
@@ -125,3 +138,40 @@ def test_ctrl_c_keeps_finished_records_and_shuts_ray_down(tmp_path) -> None:
     assert len(list(iter_records(tmp_path / "run"))) >= 1
     assert run_sweep(spec, tmp_path / "run", executor=RayExecutor(), progress=False).interrupted is False
     assert len(_ok(tmp_path / "run")) == 8
+
+
+def test_a_real_ctrl_c_stops_a_ray_sweep_promptly(tmp_path) -> None:
+    """SIGINT to the CLI while workers are mid-point: it exits within seconds (not after the points in
+    flight), keeps the finished records and leaves no Ray process behind; the rerun resumes."""
+    import subprocess
+    import time
+
+    slow = {**SPEC, "samples": 512, "batch_size": 256,
+            "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [50, 100]}]}
+    spec = tmp_path / "s.toml"
+    spec.write_text(toml_of(slow))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out), "--executor", "ray",
+           "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+
+    def finished_one() -> bool:
+        return (out / "points.jsonl").exists() and any(r["status"] == "ok" for r in iter_records(out))
+
+    while not finished_one():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    time.sleep(1.0)  # both workers are now inside a point (K=100 on 256 samples takes seconds)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the sweep did not stop within 30 s of Ctrl-C") from None
+    assert time.monotonic() - t0 < 30 and proc.returncode != 0, output
+    done = [r for r in iter_records(out) if r["status"] == "ok"]
+    assert done, output
+    assert not [p for p in subprocess.run(["pgrep", "-f", "ray::Worker"], capture_output=True, text=True)
+                .stdout.split() if p], "a Ray worker outlived the sweep"

@@ -372,6 +372,45 @@ def test_every_chart_builds_with_error_bars(zoo):
     assert len(s_band) == 1 and max(s_band[0].x) == 64
 
 
+def test_total_nfe_chart_says_which_axis_buys_more(zoo, tmp_path):
+    _, df = zoo
+    fig = charts.quality_vs_total_nfe(df)
+    names = [tr.name for tr in fig.data]
+    # mar (S, K in {1, 4, 16}): one solid line per K (S varies) and one dashed line per S (K varies)
+    assert sorted(n for n in names if "S varies" in n) == [f"mar: S varies, K={k}" for k in (1, 16, 4)]
+    assert len([n for n in names if "K varies" in n]) == 3
+    assert {tr.line.dash for tr in fig.data if "K varies" in tr.name} == {"dash"}
+    # fid = 5 + 40/√S + 30/√K: per doubling of NFE, S gains 7.5 and K 5.625 (least squares on log2 NFE)
+    ex = charts.axis_exchange(charts.aggregate(df, "fid"), "lower").set_index("axis")
+    assert ex.loc["S", "gain_per_doubling"] == pytest.approx(7.5, rel=0.02)
+    assert ex.loc["K", "gain_per_doubling"] == pytest.approx(5.625, rel=0.02) and ex.loc["K", "slices"] == 3
+    assert "S buys more" in fig.layout.annotations[0].text
+    # K the better axis when it is (swap the roles), and "no method" when nothing varies both
+    recs = [make_record("m", S, Kv, s, {"fid": 5 + 10 / math.sqrt(S) + 40 / math.sqrt(Kv)}, category="both-outer-S")
+            for s in (0, 1) for S in (1, 4) for Kv in (1, 4, 16)]
+    swapped = charts.quality_vs_total_nfe(load_results(write_run(tmp_path / "r", recs)))
+    assert "K buys more" in swapped.layout.annotations[0].text
+    one = load_results(write_run(tmp_path / "one", curve_records("m", "K", K, lambda v, s: 20 + 10 / v + s)))
+    assert "no method varies both" in charts.quality_vs_total_nfe(one).layout.annotations[0].text
+
+
+def test_both_axes_rows_show_the_verdict_at_every_value_of_the_other_axis(zoo, tmp_path):
+    _, df = zoo
+    t = scalability_table(df, cards={})
+    mar = t[t["generator"] == "mar"].iloc[0]
+    assert mar["S_pattern"] == "K=1:improves,K=4:improves,K=16:improves"
+    assert mar["K_pattern"] == "S=1:improves,S=4:improves,S=16:improves"
+    assert t[t["generator"] == "gpt"].iloc[0]["S_pattern"] == ""  # one axis varied: no pattern
+    shown = table_display(t).set_index("generator").loc["mar", "S evidence"]
+    assert "at every value: K=1 ▲, K=4 ▲, K=16 ▲" in shown
+    # K helps only where S is small: the pattern shows it though the table's slice (S=16) does not
+    recs = [make_record("m", S, Kv, s, {"fid": 5 + (40 / math.sqrt(Kv) if S == 1 else 0) + 0.05 * s},
+                        category="both-outer-S") for s in (0, 1, 2) for S in (1, 16) for Kv in (1, 4, 16)]
+    row = scalability_table(load_results(write_run(tmp_path / "r", recs)), cards={}).iloc[0]
+    assert row["K_at"] == "S=16" and row["K"] != "improves"
+    assert row["K_pattern"] == f"S=1:improves,S=16:{row['K']}"
+
+
 def test_linear_quality_axis_when_values_span_less_than_a_decade(tmp_path):
     df = load_results(write_run(tmp_path / "r", curve_records("m", "K", K, lambda v, s: 20 + 10 / v + s)))
     fig = charts.quality_vs_K(df)
@@ -438,23 +477,33 @@ QUALITY_CHARTS = {
 }
 
 
+# The shipped one-shot families (generator, sampler as the runner records it): gan's single sampler,
+# vae's two (each its own point, so its own marker) and flow's one. Their cards fix S = K = 1.
+ONE_SHOT = {"gan": ("gan", "default"), "vae/sample": ("vae", "sample"), "vae/mode": ("vae", "mode"),
+            "flow/inverse": ("flow", "inverse")}
+
+
 @pytest.fixture(scope="module")
 def one_shot_run(tmp_path_factory):
     recs = curve_records("ddim", "K", K, lambda v, s: 10 + 60 * math.exp(-v / 3) + 0.3 * s)
     recs += curve_records("gpt", "S", [1, 4, 16, 64], lambda v, s: 80 / math.sqrt(v) + 2 + 0.3 * s, category="sequence")
-    recs += [make_record("gan", 1, 1, s, {"fid": 25.0 + s}, category="neither") for s in (0, 1, 2)]
+    for i, (gen, sampler) in enumerate(ONE_SHOT.values()):
+        recs += [make_record(gen, 1, 1, s, {"fid": 25.0 + 5 * i + s}, sampler=sampler, category="neither")
+                 for s in (0, 1, 2)]
     return load_results(write_run(tmp_path_factory.mktemp("oneshot") / "r", recs))
 
 
+@pytest.mark.parametrize("method", list(ONE_SHOT))
 @pytest.mark.parametrize("chart", list(QUALITY_CHARTS))
-def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(one_shot_run, chart):
+def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(one_shot_run, chart, method):
     fig = QUALITY_CHARTS[chart](one_shot_run, "fid")
     by_name = {tr.name: tr for tr in fig.data}
-    gan = by_name["gan"]
-    assert gan.mode == "markers" and len(gan.x) == 1 and gan.showlegend is not False, chart
-    assert gan.marker.symbol == charts.ONE_SHOT_SYMBOL and gan.legendgroup == charts.ONE_SHOT_GROUP
-    assert gan.legendgrouptitle.text == charts.ONE_SHOT_GROUP  # the group's legend heading
-    assert gan.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name != "gan")  # listed last
+    one = by_name[method]
+    assert one.mode == "markers" and len(one.x) == 1 and one.showlegend is not False, chart
+    assert one.marker.symbol == charts.ONE_SHOT_SYMBOL and one.legendgroup == charts.ONE_SHOT_GROUP
+    titled = [tr for tr in fig.data if getattr(tr.legendgrouptitle, "text", None)]
+    assert [tr.legendgrouptitle.text for tr in titled] == [charts.ONE_SHOT_GROUP]  # one heading for the group
+    assert one.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name not in ONE_SHOT)  # listed last
     curve = by_name["ddim"] if chart.endswith("_K") or chart in ("quality_vs_nfe", "quality_vs_flops",
                                                                   "quality_vs_latency") else by_name["gpt"]
     assert curve.mode == charts.CURVE_MODE == "lines+markers" and len(curve.x) > 1, chart
@@ -466,16 +515,23 @@ def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(o
 
 def test_one_shot_methods_are_those_with_one_budget(one_shot_run):
     agg = charts.aggregate(one_shot_run, "fid")
-    assert charts.one_shot_methods(agg) == {"gan"}
+    assert charts.one_shot_methods(agg) == set(ONE_SHOT)
     assert charts.one_shot_methods(agg.iloc[0:0]) == set()
 
 
 def test_one_shot_family_is_dash_on_both_axes_of_the_table(one_shot_run):
-    card = MethodCard("gan", "GAN", "neither", S=Axis.fixed(1), K=Axis.fixed(1))
-    for cards in ({}, {"gan": card}):  # one measured budget, or the card, gives "—"
+    from scalebench.methods.flow import FlowGenerator
+    from scalebench.methods.vae import VAEGenerator
+
+    gan_card = MethodCard("gan", "GAN", "neither", S=Axis.fixed(1), K=Axis.fixed(1))
+    shipped = {"gan": gan_card, "vae": VAEGenerator.card, "flow": FlowGenerator.card}  # vae/flow: the real cards
+    for cards in ({}, shipped):  # one measured budget, or the card, gives "—"
         t = scalability_table(one_shot_run, cards=cards)
-        row = t[t["generator"] == "gan"].iloc[0]
-        assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes")
         shown = table_display(t)
-        cells = shown[shown["generator"] == "gan"].iloc[0]
-        assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"
+        for gen, sampler in ONE_SHOT.values():
+            pick = (t["generator"] == gen) & (t["sampler"].fillna("default") == sampler)
+            assert pick.sum() == 1, (gen, sampler)
+            row = t[pick].iloc[0]
+            assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes"), (gen, sampler)
+            cells = shown[pick.to_numpy()].iloc[0]
+            assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"

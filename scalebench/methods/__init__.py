@@ -41,6 +41,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("ebm", "EBMGenerator"),
     Family("vae", "VAEGenerator"),
     Family("flow", "FlowGenerator"),
+    Family("blockwise", "BlockwiseGenerator"),
+    Family("ar_diffusion", "ARDiffusionGenerator"),
+    Family("rolling", "RollingGenerator"),
+    Family("ards", "ARDSGenerator"),
     Family("mar", "MARGenerator"),
 )
 

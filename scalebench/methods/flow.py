@@ -97,11 +97,12 @@ def nll_bits(flow: RealNVP, tokens: torch.Tensor, draws: int = NLL_DRAWS, seed: 
     bound on the NLL (Burda et al.'s argument with q = uniform), tighter, exact as draws → ∞.
     """
     gen = torch.Generator(device=tokens.device).manual_seed(seed)
+    # all draws made up front (as vae.iwae_bits does), so the bound does not depend on `rows`
+    u_all = torch.rand(draws, *tokens.shape, generator=gen, device=gen.device).to(tokens.device)
     per = max(1, rows // draws)
     out = []
     for i in range(0, len(tokens), per):
-        t = tokens[i:i + per]
-        u = torch.rand(draws, *t.shape, generator=gen, device=gen.device).to(t.device)
+        t, u = tokens[i:i + per], u_all[:, i:i + per]
         bits = dequantised_bits(flow, t.expand(draws, *t.shape).reshape(-1, D), u.reshape(-1, D)).view(draws, -1)
         if importance:
             nats = bits * D * math.log(2)

@@ -121,10 +121,13 @@ def log_weights(model: ConvVAE, tokens: torch.Tensor, eps: torch.Tensor) -> torc
     return log_px + log_pz - log_qz
 
 
-def iwae_bound(model: ConvVAE, tokens: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Per-example IWAE lower bound on log p(x) in nats (Burda et al. 2016, eq. 8); k = 1 is the ELBO."""
-    eps = torch.randn(k, tokens.shape[0], model.latent, generator=gen, device=gen.device).to(tokens.device)
-    return torch.logsumexp(log_weights(model, tokens, eps), dim=0) - math.log(k)
+def iwae_bound(model: ConvVAE, tokens: torch.Tensor, k: int, gen: torch.Generator,
+               eps: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-example IWAE lower bound on log p(x) in nats (Burda et al. 2016, eq. 8); k = 1 is the ELBO.
+    eps (B, k, latent), when given, is the reparameterisation noise (else drawn from gen)."""
+    if eps is None:
+        eps = torch.randn(tokens.shape[0], k, model.latent, generator=gen, device=gen.device)
+    return torch.logsumexp(log_weights(model, tokens, eps.to(tokens.device).transpose(0, 1)), dim=0) - math.log(k)
 
 
 def elbo(model: ConvVAE, tokens: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -141,8 +144,10 @@ def iwae_bits(model: ConvVAE, tokens: torch.Tensor, k: int = IWAE_K, seed: int =
               rows: int = ROWS) -> torch.Tensor:
     """Per-example IWAE bound on −log₂ p(x) / 64 (bits/dim) with fixed-seed noise, `rows` at a time."""
     gen = torch.Generator(device=tokens.device).manual_seed(seed)
+    # all noise drawn up front, one row of k per example, so the bound does not depend on `rows`
+    eps = torch.randn(len(tokens), k, model.latent, generator=gen, device=tokens.device)
     per = max(1, rows // k)
-    out = [iwae_bound(model, tokens[i:i + per], k, gen) for i in range(0, len(tokens), per)]
+    out = [iwae_bound(model, tokens[i:i + per], k, gen, eps[i:i + per]) for i in range(0, len(tokens), per)]
     return -torch.cat(out) / (D * math.log(2)) if out else torch.zeros(0, device=tokens.device)
 
 

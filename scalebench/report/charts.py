@@ -15,6 +15,10 @@ A method measured at a single budget — the one-shot baselines whose card fixes
 (VAE, GAN, flow: one network call per sample) — is drawn on every quality and latency chart as
 one large marker (`ONE_SHOT_SYMBOL`), never a line, in its own legend group titled
 `ONE_SHOT_GROUP`, so the reader sees where one-shot sampling sits against the scaling curves.
+
+On the charts along S, a point whose generator reports the `api.STEPS_TAKEN` diagnostic (the mean
+sequential steps a sample actually took, when they depend on the data: blockwise decoding) is placed
+at that value instead of its nominal S (`s_coordinate`); the hover keeps the nominal S and K.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from scalebench.api import STEPS_TAKEN
 from scalebench.errors import ResultsError
 from scalebench.metrics import METRICS
 from scalebench.report.table import check_homogeneous, check_metric, method_floor
@@ -136,7 +141,7 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy
 
 def _ticks(fig: go.Figure, values: pd.Series) -> go.Figure:
     """Label a log step axis at the measured step counts (Plotly's log ticks read 8 9 1 2 …)."""
-    vals = sorted({int(v) for v in values})
+    vals = sorted({round(v) for v in values})
     if vals:
         fig.update_xaxes(tickvals=vals, ticktext=[str(v) for v in vals])
     return fig
@@ -173,6 +178,21 @@ def _err(sd: pd.Series, n: pd.Series) -> dict | None:
     return {"type": "data", "array": arr, "visible": True} if bool((n >= 2).any()) else None
 
 
+def s_coordinate(df: pd.DataFrame, points: pd.DataFrame) -> pd.Series:
+    """The x of `points` (POINT columns) on an S chart: the mean over seeds of the `api.STEPS_TAKEN`
+    diagnostic where the point reports one (data-dependent steps, e.g. blockwise decoding), else S."""
+    d = df[(df["metric"] == STEPS_TAKEN) & (df["kind"] == "diagnostic") & df["value"].notna()] \
+        if "kind" in df.columns else df.iloc[:0]
+    x = points["S"].astype(float)
+    if d.empty:
+        return x
+    d = d.assign(sampler=d["sampler"].fillna("default"), S=d["S"].astype(int), K=d["K"].astype(int))
+    taken = d.groupby(POINT)["value"].mean()
+    keys = pd.MultiIndex.from_frame(points[POINT].astype({"S": int, "K": int}))
+    found = taken.reindex(keys).to_numpy(dtype=float)
+    return pd.Series(np.where(np.isnan(found), x.to_numpy(), found), index=points.index)
+
+
 def axis_slice(points: pd.DataFrame, axis: str) -> tuple[pd.DataFrame, str]:
     """The curve along `axis` shown for one method: at the largest other-axis value where it varies."""
     other = "K" if axis == "S" else "S"
@@ -193,11 +213,12 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     col = colors(list(agg["method"]))
     single = one_shot_methods(agg)
     fig = go.Figure()
+    agg["_x"] = s_coordinate(df, agg) if axis == "S" else agg[axis].astype(float)
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
-        sl = sl.sort_values(axis)
+        sl = sl.sort_values("_x")
         fig.add_trace(go.Scatter(
-            x=sl[axis], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
+            x=sl["_x"], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
             **trace_style(col[method], method in single, len(sl)),
             customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
@@ -205,7 +226,7 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     found = add_floor_band(fig, df, metric, agg[axis])
     _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
     _quality_log(fig, agg["mean"], found)
-    return _ticks(fig, agg[axis])
+    return _ticks(fig, agg["_x"])
 
 
 def quality_vs_K(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
@@ -285,6 +306,16 @@ def both_axes_methods(agg: pd.DataFrame) -> list[str]:
     return [m for m, p in agg.groupby("method", sort=True) if p["S"].nunique() > 1 and p["K"].nunique() > 1]
 
 
+def _no_both_axes(title: str) -> go.Figure:
+    """The placeholder of the both-axes charts when no method varies S and K together."""
+    fig = go.Figure()
+    fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
+                       x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, "", "")
+
+
 def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     """S × K heatmap of quality for each method that varies both axes (brighter = better)."""
     from plotly.subplots import make_subplots
@@ -293,12 +324,7 @@ def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     agg = aggregate(df, metric)
     methods = both_axes_methods(agg)
     if not methods:
-        fig = go.Figure()
-        fig.add_annotation(text="no method varies both S and K in these results", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        return _layout(fig, f"{metric} over S × K", "", "")
+        return _no_both_axes(f"{metric} over S × K")
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.08)
     reverse = METRICS[metric].better == "lower"
     logz = log_axis(agg.loc[agg["method"].isin(methods), "mean"])
@@ -318,6 +344,77 @@ def sk_heatmap(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
     return fig
 
 
+def axis_exchange(agg: pd.DataFrame, better: str) -> pd.DataFrame:
+    """Which axis buys more quality per unit of compute, per method that varies both S and K.
+
+    For each slice of the other axis where `axis` takes ≥ 2 values, the least-squares slope of the
+    mean metric against log2(NFE); the gain per doubling of NFE is that slope signed so that positive
+    is better; the row holds the median over slices (rows: method, axis, gain_per_doubling, slices).
+    """
+    rows = []
+    sign = 1.0 if better == "higher" else -1.0
+    for method in both_axes_methods(agg):
+        pts = agg[(agg["method"] == method) & agg["nfe"].notna() & (agg["nfe"] > 0)]
+        for axis, other in (("S", "K"), ("K", "S")):
+            gains = []
+            for _, sl in pts.groupby(other):
+                if sl[axis].nunique() < 2 or sl["nfe"].nunique() < 2:
+                    continue
+                x = np.log2(sl["nfe"].to_numpy(float))
+                gains.append(sign * float(np.polyfit(x, sl["mean"].to_numpy(float), 1)[0]))
+            rows.append({"method": method, "axis": axis, "slices": len(gains),
+                         "gain_per_doubling": float(np.median(gains)) if gains else math.nan})
+    return pd.DataFrame(rows, columns=["method", "axis", "gain_per_doubling", "slices"])
+
+
+def exchange_verdict(ex: pd.DataFrame, method: str) -> str:
+    """One line: the gain per NFE doubling along S and along K, and the axis that buys more."""
+    g = ex[ex["method"] == method].set_index("axis")["gain_per_doubling"]
+    gs, gk = g.get("S", math.nan), g.get("K", math.nan)
+    if math.isnan(gs) or math.isnan(gk):
+        return "S and K never both varied at a fixed other axis"
+    best = "S" if gs > gk else "K" if gk > gs else "neither"
+    return f"per NFE doubling: S {gs:+.3g}, K {gk:+.3g} → {best} buys more"
+
+
+def quality_vs_total_nfe(df: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    """For each method varying both axes, quality against total NFE with one line per slice: solid lines
+    vary S at a fixed K, dashed lines vary K at a fixed S. At equal NFE the lower (better) family of
+    lines is the axis that buys more quality per unit of compute — the seed's question for "both" rows."""
+    from plotly.subplots import make_subplots
+
+    metric = check_metric(df, metric)
+    agg = aggregate(df, metric)
+    methods = both_axes_methods(agg)
+    if not methods:
+        return _no_both_axes(f"{metric} vs total NFE (S × K)")
+    ex = axis_exchange(agg, METRICS[metric].better)
+    titles = [html.escape(f"{m}: {exchange_verdict(ex, m)}") for m in methods]
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=titles, horizontal_spacing=0.06)
+    shades = {"S": ("#1f4e9c", "#6a9bd8", "#b5cdee"), "K": ("#b3400c", "#ec8a3c", "#f6c49c")}
+    logy = log_axis(agg.loc[agg["method"].isin(methods), "mean"])
+    for i, m in enumerate(methods, 1):
+        pts = agg[(agg["method"] == m) & agg["nfe"].notna() & (agg["nfe"] > 0)]
+        for axis, other, dash in (("S", "K", "solid"), ("K", "S", "dash")):
+            slices = [(b, sl) for b, sl in pts.groupby(other, sort=True) if sl[axis].nunique() >= 2]
+            for j, (b, sl) in enumerate(slices):
+                sl = sl.sort_values("nfe")
+                shade = shades[axis][min(j * len(shades[axis]) // max(len(slices), 1), len(shades[axis]) - 1)]
+                fig.add_trace(go.Scatter(
+                    x=sl["nfe"], y=sl["mean"], mode="lines+markers", line={"color": shade, "dash": dash},
+                    name=html.escape(f"{m}: {axis} varies, {other}={int(b)}"), legendgroup=m,
+                    customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
+                    hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>NFE %{x:.4g}<br>%{y:.4g}"
+                                  " (%{customdata[2]} seeds)"), row=1, col=i)
+        fig.update_xaxes(title_text="total NFE (S × K network calls)", type="log", row=1, col=i)
+        fig.update_yaxes(title_text=html.escape(_metric_title(metric)) if i == 1 else None,
+                         type="log" if logy else "linear", row=1, col=i)
+    fig.update_layout(title=html.escape(f"{metric} vs total NFE: solid = more S at fixed K, dashed = more K at "
+                                        f"fixed S (mean over seeds)"),
+                      template="plotly_white", height=460, margin={"t": 90, "l": 60, "r": 20, "b": 60})
+    return fig
+
+
 def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     """Latency per sample vs S or K (log–log); bars are s.d. over seeds, or p10–p90 with one seed."""
     if axis not in ("S", "K"):
@@ -333,24 +430,25 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     agg["p10"] = g["latency_p10_s"].mean().to_numpy()
     agg["p90"] = g["latency_p90_s"].mean().to_numpy()
     agg["method"] = [method_label(a, b) for a, b in zip(agg["generator"], agg["sampler"], strict=True)]
+    agg["_x"] = s_coordinate(df, agg) if axis == "S" else agg[axis].astype(float)
     col = colors(list(agg["method"]))
     single = one_shot_methods(agg)
     fig = go.Figure()
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
-        sl = sl.sort_values(axis)
+        sl = sl.sort_values("_x")
         if (sl["n"] >= 2).any():
             err = {"type": "data", "array": sl["sd"].fillna(0) * 1e3, "visible": True}
         else:
             err = {"type": "data", "symmetric": False, "array": (sl["p90"] - sl["mean"]).clip(lower=0) * 1e3,
                    "arrayminus": (sl["mean"] - sl["p10"]).clip(lower=0) * 1e3, "visible": True}
-        fig.add_trace(go.Scatter(x=sl[axis], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
+        fig.add_trace(go.Scatter(x=sl["_x"], y=sl["mean"] * 1e3, error_y=err, name=method + html.escape(note),
                                  **trace_style(col[method], method in single, len(sl)),
                                  hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} ms/sample"))
     name = "refinement steps K" if axis == "K" else "sequence steps S"
     _layout(fig, f"latency vs {name} — s.d. over seeds, or p10–p90 with one seed", name,
             "latency per sample [ms]", logx=True, logy=True)
-    return _ticks(fig, agg[axis])
+    return _ticks(fig, agg["_x"])
 
 
 def latency_vs_S(df: pd.DataFrame) -> go.Figure:

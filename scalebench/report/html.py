@@ -68,6 +68,8 @@ def build_charts(df: pd.DataFrame, metric: str | None, previews: Mapping[str, An
             Chart("quality_vs_latency", f"{metric} vs latency, Pareto frontier",
                   charts.quality_vs_latency(df, metric)),
             Chart("sk_heatmap", f"{metric} over S × K", charts.sk_heatmap(df, metric), "more"),
+            Chart("quality_vs_total_nfe", f"{metric} vs total NFE (S × K)", charts.quality_vs_total_nfe(df, metric),
+                  "more"),
             Chart("quality_vs_nfe", f"{metric} vs NFE", charts.quality_vs_nfe(df, metric), "more"),
             Chart("quality_vs_flops", f"{metric} vs FLOPs per sample", charts.quality_vs_flops(df, metric), "more"),
         ]

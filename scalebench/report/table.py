@@ -14,7 +14,8 @@ The primary quality metric is "fid" where present, else the first quality metric
 
 Methods varying both axes: each axis is judged at the *largest* value of the other axis at
 which the judged axis was measured at two or more values (normally the largest value of the
-grid, where the other axis is least a bottleneck); the slice is recorded in `S_at`/`K_at`.
+grid, where the other axis is least a bottleneck); the slice is recorded in `S_at`/`K_at`, and the verdict at every other value of the other axis in
+`S_pattern`/`K_pattern` (e.g. "K=1:no gain,K=20:improves").
 Only points with status "ok" count; duplicates of a point (same S, K, seed in several runs)
 are averaged, and a method whose points differ in n, dtype, device or dataset is refused
 (ValueError naming the column). The minimum effect is the metric's declared `rel_tolerance`;
@@ -49,7 +50,7 @@ EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end"
 CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
 TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
                  "seed_S", "seed_K", "seed_outer", "agrees", "floor", "floor_sd"] + [
-                     f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS]
+                     f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS] + [f"{a}_pattern" for a in AXES]
 SCALES, NOT_SCALES = "scales", "does not scale"
 # The data floor of metric m travels in each record as metrics["m_floor"] and metrics["m_floor_sd"].
 FLOOR_SUFFIX, FLOOR_SD_SUFFIX = "_floor", "_floor_sd"
@@ -172,6 +173,25 @@ def _judge(points: pd.DataFrame, axis: str, other: str, better: str, rule: Decis
     return ev, at
 
 
+def verdict_pattern(points: pd.DataFrame, axis: str, other: str, better: str, rule: DecisionRule,
+                    min_effect: float, floor: Floor | None) -> str:
+    """The axis judged at EVERY value of the other axis where it was varied, e.g. "K=1:improves,K=20:no gain"
+    ("" unless the other axis was varied too): the table's one verdict is taken at one slice; the pattern
+    shows whether the axis helps everywhere on the S × K surface or only where the other is large."""
+    if points.empty or points[other].nunique() < 2:
+        return ""
+    out = []
+    for b in sorted(points[other].unique()):
+        sl = points[points[other] == b]
+        if sl[axis].nunique() < 2:
+            continue
+        wide = sl.pivot_table(index="seed", columns=axis, values="value", aggfunc="mean")
+        ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule,  # type: ignore[arg-type]
+                        min_effect=min_effect, floor=floor)
+        out.append(f"{other}={int(b)}:{ev.verdict}")
+    return ",".join(out)
+
+
 def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -> str:
     """"yes", "no (axes)", or "? (axis verdict)": only conclusive cells are compared with the seed."""
     seed = SEED_CATEGORIES.get(category or "")
@@ -237,6 +257,7 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
                 if f not in ("verdict", "floor", "floor_sd"):
                     row[f"{axis}_{f}"] = v
             row[f"{axis}_at"] = at
+            row[f"{axis}_pattern"] = "" if fixed else verdict_pattern(pts, axis, other, better, rule, min_effect, floor)
         seed = SEED_CATEGORIES.get(category or "")
         row["seed_S"] = (SCALES if seed[0] else NOT_SCALES) if seed else "?"
         row["seed_K"] = (SCALES if seed[1] else NOT_SCALES) if seed else "?"

@@ -78,6 +78,11 @@ def evidence_text(row: pd.Series, axis: str) -> str:
         text += ", ends inside the floor band (gain counted down to its edge)"
     if row[p + "at"]:
         text += f", at {row[p + 'at']}"
+    pattern = _str(row.get(p + "pattern"))
+    if pattern:
+        marks = [f"{cell.split(':', 1)[0]} {LABELS.get(cell.split(':', 1)[1], '?').split(' ')[0]}"
+                 for cell in pattern.split(",")]
+        text += f"; at every value: {', '.join(marks)}"
     return text
 
 

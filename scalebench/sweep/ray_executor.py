@@ -160,7 +160,7 @@ class RayExecutor:
 
         fill()
         while inflight:
-            [ref], _ = ray.wait(list(inflight), num_returns=1)
+            ref = _wait_one(ray, list(inflight))
             actor, p = inflight.pop(ref)
             try:
                 rec = ray.get(ref)
@@ -191,7 +191,7 @@ class RayExecutor:
                     for a, share in zip(self.actors, shares, strict=False) if share}
             left = []
             while refs:
-                [ref], _ = ray.wait(list(refs), num_returns=1)
+                ref = _wait_one(ray, list(refs))
                 actor, share = refs.pop(ref)
                 try:
                     yield from ray.get(ref)
@@ -209,6 +209,15 @@ class RayExecutor:
         self.actors[self.actors.index(dead)] = new
         self.pids.pop(dead, None)
         return new
+
+
+def _wait_one(ray: Any, refs: list[Any]) -> Any:
+    """The first finished of `refs`. Short waits in a loop: a blocking ray.wait holds off Python's
+    signal handling, so Ctrl-C would wait for the slowest point in flight."""
+    while True:
+        ready, _ = ray.wait(refs, num_returns=1, timeout=0.2)
+        if ready:
+            return ready[0]
 
 
 def _balance(pairs: list[tuple[Point, dict[str, Any]]], n: int, cost: Callable[[Point], float]

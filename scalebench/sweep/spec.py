@@ -194,9 +194,15 @@ def _executor(source: str, data: dict[str, Any], over: dict[str, Any]) -> Execut
 
 
 def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None = None,
-               compile: bool | None = None, executor: dict[str, Any] | None = None) -> SweepSpec:
-    """Validate a spec dict. `device`, `compile` and `executor` (CLI options: executor, workers,
-    address, gpus_per_worker) override the spec's."""
+               compile: bool | None = None, executor: dict[str, Any] | None = None,
+               threads: int | None = None) -> SweepSpec:
+    """Validate a spec dict. `device`, `compile`, `threads` and `executor` (CLI options: executor,
+    workers, address, gpus_per_worker) override the spec's.
+
+    Unset threads default to this process's cores, shared among the workers of a private local Ray
+    (2 workers on 2 cores: 1 thread each; oversubscribed torch thread pools run ~10× slower here).
+    Threads are part of every point's identity, so the local run equal to `--executor ray
+    --workers 2` on 2 cores is `--threads 1`."""
     _unknown_keys(source, data, TOP_KEYS)
     top = {**DEFAULTS, **{k: v for k, v in data.items() if k in DEFAULTS}}
     if not isinstance(top["name"], str) or not top["name"]:
@@ -208,7 +214,13 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     dev = device or top["device"]
     if not isinstance(dev, str) or not DEVICE.fullmatch(dev):
         raise SpecError(f"{source}: device = {dev!r} is not a device; use 'cpu' or 'cuda' (or 'cuda:N')")
-    threads = machine_threads() if top["threads"] is None else _positive_int(f"{source}: threads", top["threads"])
+    ex = _executor(source, data, executor or {})
+    asked = threads if threads is not None else top["threads"]
+    if asked is None:
+        cores = machine_threads()
+        threads = max(1, cores // ex.workers) if ex.kind == "ray" and ex.address is None else cores
+    else:
+        threads = _positive_int(f"{source}: threads" if threads is None else "--threads", asked)
     if not isinstance(top["compile"], bool):
         raise SpecError(f"{source}: compile = {top['compile']!r} must be true or false")
     if top["dtype"] not in DTYPES:
@@ -254,12 +266,11 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
                      generators=tuple(entries), threads=threads, source=source, raw=data,
-                     compile=top["compile"] if compile is None else compile,
-                     executor=_executor(source, data, executor or {}))
+                     compile=top["compile"] if compile is None else compile, executor=ex)
 
 
 def load_spec(path: str | Path, device: str | None = None, compile: bool | None = None,
-              executor: dict[str, Any] | None = None) -> SweepSpec:
+              executor: dict[str, Any] | None = None, threads: int | None = None) -> SweepSpec:
     """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
     p = Path(path)
     if p.is_dir():
@@ -273,4 +284,4 @@ def load_spec(path: str | Path, device: str | None = None, compile: bool | None 
                         "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
-    return parse_spec(data, source=str(p), device=device, compile=compile, executor=executor)
+    return parse_spec(data, source=str(p), device=device, compile=compile, executor=executor, threads=threads)

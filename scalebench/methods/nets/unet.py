@@ -4,7 +4,9 @@ Two resolutions (8×8 and 4×4) with residual blocks modulated by a time embeddi
 (FiLM scale/shift, as in Dhariwal & Nichol 2021) and one self-attention block on the
 4×4 grid. Times are continuous floats in [0, 1], so the same net serves discrete-step
 samplers (DDPM/DDIM on a strided grid) and continuous ones (Heun), and a second
-optional time lets two-time methods (consistency, IMM) reuse it.
+optional time lets two-time methods (consistency, IMM) reuse it. Times of shape (N, R)
+give every one of R bands of image rows its own time (per-row FiLM: AR-diffusion and
+rolling diffusion); times of shape (N,) take the original path unchanged.
 """
 
 from __future__ import annotations
@@ -43,10 +45,25 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        if emb.ndim == 3:  # per-row embeddings (N, R, E): a scale and shift for each band of rows
+            scale, shift = _rows_film(self.emb(emb), h.shape[2]).chunk(2, dim=1)
+        else:
+            scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
         h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
+
+
+def _rows_film(e: torch.Tensor, rows: int) -> torch.Tensor:
+    """(N, R, 2C) per-row FiLM parameters → (N, 2C, rows, 1), averaging groups of R/rows rows
+    (the 4×4 level sees the mean of its two 8×8 rows)."""
+    n, r, c = e.shape
+    e = e.transpose(1, 2)
+    if r > rows:
+        e = e.reshape(n, c, rows, r // rows).mean(3)
+    elif r < rows:
+        e = e.repeat_interleave(rows // r, dim=2)
+    return e[..., None]
 
 
 class SelfAttention(nn.Module):
@@ -122,7 +139,12 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
         n = x.shape[0]
-        emb = self.t_mlp(timestep_embedding(t.expand(n) if t.ndim == 0 else t, self.emb_dim))
+        if t.ndim == 2:  # per-row times (N, R), R dividing the image height: one embedding per band
+            if self.s_mlp is not None or x.shape[2] % t.shape[1]:
+                raise ValueError(f"per-row times {tuple(t.shape)} need one time and an image height divisible by R")
+            emb = self.t_mlp(timestep_embedding(t.reshape(-1), self.emb_dim).view(n, t.shape[1], -1))
+        else:
+            emb = self.t_mlp(timestep_embedding(t.expand(n) if t.ndim == 0 else t, self.emb_dim))
         if self.s_mlp is not None:
             if s is None:
                 raise ValueError("this UNet was built with two_times=True; pass s")

@@ -6,7 +6,8 @@ walk a strided sub-schedule with "trailing" spacing τ_k = round(k·T/K) (Lin et
 even K = 1 starts from pure noise at t = 1; Heun visits Karras et al. 2022 levels instead
 (DPM-Solver++(2M) keeps the strided grid: it beat Karras and log-SNR-uniform grids at K ≤ 20).
 Every sampler takes a `Denoiser` (x_t, t) → x̂0 and an optional per-step `callback`, so any
-family with a denoising network (diffusion, AR-diffusion, rolling, consistency) reuses them.
+family with a denoising network (diffusion, AR-diffusion, rolling, consistency) reuses them;
+`ddim_step` and `sample_rows` also take one time per band of rows (AR-diffusion, rolling).
 """
 
 from __future__ import annotations
@@ -94,19 +95,58 @@ def randn_like(x: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
 
 # ---------------------------------------------------------------- samplers
 
+def ddim_coefficients(t: float, s: float, eta: float = 0.0) -> tuple[float, float, float, float, float]:
+    """(α_t, σ_t, α_s, k, c) of one DDIM step t → s: x_s = α_s x̂0 + k ε̂ + c z, ε̂ = (x_t − α_t x̂0)/σ_t,
+    c = η × the posterior std of q(x_s | x_t, x0), k = sqrt(σ_s² − c²) (Song et al. 2021, Eq. 12)."""
+    (a_t, s_t), (a_s, s_s) = alpha_sigma(t), alpha_sigma(s)
+    var_ts = s_t**2 - (a_t / a_s) ** 2 * s_s**2  # variance of q(x_t | x_s)
+    c = eta * math.sqrt(max(var_ts, 0.0)) * s_s / s_t
+    return a_t, s_t, a_s, math.sqrt(max(s_s**2 - c**2, 0.0)), c
+
+
+def ddim_step(x: torch.Tensor, x0: torch.Tensor, t: float | list[float], s: float | list[float],
+              rng: torch.Generator | None = None, eta: float = 0.0) -> torch.Tensor:
+    """One DDIM (η=0) / DDPM (η=1) step from t to s given the prediction x̂0 (Song et al. 2021, ICLR).
+
+    `t` and `s` are floats (one time for the whole image), or per-row lists of length R over
+    x's height (dim −2; R bands of H/R rows), as in diffusion forcing (Chen et al. 2024): each
+    band takes its own step, and a band with t = s is returned unchanged, bit for bit (committed
+    rows at t = 0 and rows still waiting at t = 1). Fresh noise (η > 0) is one draw shaped like x.
+    """
+    if not isinstance(t, list | tuple):
+        a_t, s_t, a_s, k, c = ddim_coefficients(t, s, eta)
+        eps = (x - a_t * x0) / s_t
+        x = a_s * x0 + k * eps
+        return x + c * randn_like(x, rng) if c > 0 else x
+    if len(t) != len(s) or x.shape[-2] % len(t):
+        raise ValueError(f"ddim_step: {len(t)} and {len(s)} row times for height {x.shape[-2]}")
+    if any(si > ti for ti, si in zip(t, s, strict=True)):
+        raise ValueError("ddim_step: a row's time may not increase")
+    moving = [ti != si for ti, si in zip(t, s, strict=True)]
+    coef = [ddim_coefficients(ti, si, eta) if m else (1.0, 1.0, 1.0, 0.0, 0.0)
+            for ti, si, m in zip(t, s, moving, strict=True)]
+    band = x.shape[-2] // len(t)
+
+    def col(j: int) -> torch.Tensor:  # one coefficient per row, broadcast over the width
+        v = torch.tensor([cf[j] for cf in coef], dtype=x.dtype, device=x.device)
+        return v.repeat_interleave(band).view(-1, 1)
+
+    a_t, s_t, a_s, k, c = (col(j) for j in range(5))
+    eps = (x - a_t * x0) / s_t
+    new = a_s * x0 + k * eps
+    if any(cf[4] > 0 for cf in coef):
+        new = new + c * randn_like(x, rng)
+    keep = torch.tensor(moving, device=x.device).repeat_interleave(band).view(-1, 1)
+    return torch.where(keep, new, x)
+
+
 @torch.inference_mode()
 def sample_ddim(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Generator | None = None,
                 eta: float = 0.0, callback: Callback | None = None) -> torch.Tensor:
     """DDIM with η=0 (Song et al. 2021, ICLR); η=1 with σ² = posterior variance is DDPM (Ho et al. 2020)."""
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True)):
         x0 = D(x, t)
-        (a_t, s_t), (a_s, s_s) = alpha_sigma(t), alpha_sigma(s)
-        eps = (x - a_t * x0) / s_t
-        var_ts = s_t**2 - (a_t / a_s) ** 2 * s_s**2  # variance of q(x_t | x_s)
-        c = eta * math.sqrt(max(var_ts, 0.0)) * s_s / s_t  # η × posterior std of q(x_s | x_t, x0)
-        x = a_s * x0 + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
-        if c > 0:
-            x = x + c * randn_like(x, rng)
+        x = ddim_step(x, x0, t, s, rng, eta)
         if callback is not None:
             callback({"i": i, "t": t, "s": s, "x": x, "x0": x0})
     return x
@@ -116,6 +156,23 @@ def sample_ddpm(D: Denoiser, x: torch.Tensor, ts: list[float], rng: torch.Genera
                 callback: Callback | None = None) -> torch.Tensor:
     """Ancestral sampling with the posterior variance on the strided schedule (Ho et al. 2020)."""
     return sample_ddim(D, x, ts, rng, eta=1.0, callback=callback)
+
+
+RowDenoiser = Callable[[torch.Tensor, list[float]], torch.Tensor]
+"""(x_t, per-row times) → x0 prediction: each band of rows at its own noise level."""
+
+
+@torch.inference_mode()
+def sample_rows(D: RowDenoiser, x: torch.Tensor, times: list[list[float]], rng: torch.Generator | None = None,
+                eta: float = 0.0, callback: Callback | None = None) -> torch.Tensor:
+    """DDIM/DDPM over a per-row time table (diffusion forcing, Chen et al. 2024): call c takes every row
+    from times[c][r] to times[c + 1][r]; one network call per step. With equal rows it is `sample_ddim`."""
+    for i, (t, s) in enumerate(zip(times[:-1], times[1:], strict=True)):
+        x0 = D(x, t)
+        x = ddim_step(x, x0, t, s, rng, eta)
+        if callback is not None:
+            callback({"i": i, "t": t, "s": s, "x": x, "x0": x0})
+    return x
 
 
 @torch.inference_mode()
