@@ -66,16 +66,26 @@ RECIPE = Recipe(steps=2400, batch_size=64, lr=2e-3, weight_decay=0.01, warmup=10
 
 class MARTransformer(nn.Module):
     """Bidirectional transformer over 64 continuous tokens: z (B, 64, Z_DIM) from values and a
-    known-mask; the values at masked positions are ignored."""
+    known-mask; the values at masked positions are ignored.
+
+    Each position's input adds to its known/[MASK] id and position a linear embedding of its own
+    value (known positions only) and a 3×3 convolution over the (value·known, known) maps: the
+    stem, our stand-in for the paper's tokenizer, whose latent tokens already summarise a patch.
+    Without it the transformer sat on the per-position marginals for the whole training budget
+    (held-out x̂0 error the same with 0 % or 90 % of tokens known; docs/methods/mar.md)."""
 
     def __init__(self, cfg: TransformerConfig = MODEL) -> None:
         super().__init__()
         self.value_emb = nn.Linear(1, cfg.d_model)
+        self.stem = nn.Conv2d(2, cfg.d_model, 3, padding=1)
         self.net = CausalTransformer(cfg)
 
     def forward(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         ids = torch.where(known, KNOWN, MASKED)
-        emb = self.value_emb(x.unsqueeze(-1)) * known.unsqueeze(-1)
+        k = known.to(x.dtype)
+        emb = self.value_emb(x.unsqueeze(-1)) * k.unsqueeze(-1)
+        maps = torch.stack([x * k, k], 1).view(x.shape[0], 2, SIDE, SIDE)
+        emb = emb + self.stem(maps).flatten(2).transpose(1, 2)
         return self.net(ids, embeds=emb, causal=False)
 
 
@@ -264,7 +274,7 @@ def train(recipe: Recipe | None = None, out_dir: Path | None = None) -> Path:
             "n_params": n_params(ema), "n_params_head": n_params(ema.head),  # type: ignore[union-attr]
             "final_loss": round(stats["final_loss"], 4), "test_loss": round(test_loss, 4),
             "data": Digits().fingerprint(),
-            "layout": "transformer.* = MARTransformer (value_emb + CausalTransformer); head.* = DiffusionHead"}
+            "layout": "transformer.* = MARTransformer (value_emb + 3x3 stem + CausalTransformer); head.* = DiffusionHead"}
     path = save_checkpoint("mar", ema.state_dict(), meta, directory=out_dir)
     log.info("mar: test v-loss %.4f; %.0fs; wrote %s", test_loss, stats["train_seconds"], path)
     return path
