@@ -139,7 +139,7 @@ def _print_scalability_table(df: Any) -> None:
     from scalebench.report.tablefmt import render_terminal_table
 
     if quality_metrics(df):
-        t = scalability_table(df, cards=known_cards(df["generator"].dropna().unique()))
+        t = scalability_table(df, cards=known_cards(df))
         console.print(render_terminal_table(t))
 
 
@@ -149,21 +149,23 @@ def list_generators() -> None:
     """List registered generators and their axes (no weights are loaded)."""
     from rich.table import Table
 
+    from scalebench.params import declared
     from scalebench.plugins import describe_failure
     from scalebench.registry import GENERATORS
 
     table = Table(title="generators")
-    for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases"):
+    for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases", "args"):
         table.add_column(c)
     for name in GENERATORS.names():
         try:
             card = GENERATORS.get(name).card
         except (Exception, SystemExit) as e:  # noqa: BLE001 — a broken plugin (even sys.exit) must not hide the others
-            table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 7)
+            table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 8)
             continue
         table.add_row(name, card.family, card.category, card.S.describe(), card.K.describe(),
                       card.outer or "—", ",".join(card.samplers), card.likelihood,
-                      ",".join(GENERATORS.aliases_of(name)))
+                      ",".join(GENERATORS.aliases_of(name)),
+                      Text("; ".join(p.describe() for p in declared(GENERATORS.get(name)))))
     console.print(table)
 
 
@@ -189,17 +191,34 @@ def train(
 def check(
     names: Annotated[list[str] | None, typer.Argument(help="generators to check (default: every registered one)")] = None,
     device: Annotated[str, typer.Option(help="device to run the checks on")] = "cpu",
+    arg: Annotated[list[str] | None, typer.Option("--arg", help="a generator argument KEY=VALUE (repeat), "
+                                                  "e.g. --arg path=models/unet")] = None,
+    dataset: Annotated[str | None, typer.Option(help="the dataset to check against (default: the card's)")] = None,
+    dataset_arg: Annotated[list[str] | None, typer.Option("--dataset-arg", help="a dataset argument KEY=VALUE")] = None,
 ) -> None:
     """Run the generator contract suite; one line per check, exit 1 if any check fails."""
     from scalebench.contract import run_checks
+    from scalebench.data import DATASETS
     from scalebench.devices import check_device
+    from scalebench.params import canonical_json, declared, parse_cli_args
+    from scalebench.plugins import generator_class
     from scalebench.registry import GENERATORS
 
     check_device(device)
     targets = [GENERATORS.canonical(n) for n in names] if names else GENERATORS.names()
+    if (arg or dataset) and len(targets) != 1:
+        raise UsageError("--arg and --dataset apply to one generator; name exactly one")
+    ds = DATASETS.canonical(dataset) if dataset else ""
+    ds_args = parse_cli_args(f"dataset {ds}", declared(DATASETS.get(ds)), dataset_arg or []) if ds else {}
     failed = 0
     for name in targets:
-        for r in run_checks(name, device):
+        params = declared(generator_class(name))
+        if not names and any(p.required for p in params):
+            console.print(f"[yellow]SKIP[/] {name}: needs args ({', '.join(p.name for p in params if p.required)}); "
+                          f"check it with `scalebench check {name} --arg KEY=VALUE`", highlight=False)
+            continue
+        args = parse_cli_args(name, params, arg or [])
+        for r in run_checks(name, device, args=args, dataset=ds, dataset_args=canonical_json(ds_args) if ds_args else ""):
             failed += not r.ok
             mark = "[green]PASS[/]" if r.ok else "[bold red]FAIL[/]"
             console.print(f"{mark} {name}: {r.name}: ", end="", highlight=False)

@@ -33,6 +33,9 @@ class Context:
     card: MethodCard | None = None
     dataset: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)  # the generator's validated args
+    dataset_name: str = ""  # "" = the card's dataset
+    dataset_args: str = ""  # canonical JSON of the dataset's validated args
 
 
 @dataclass(frozen=True)
@@ -73,14 +76,16 @@ def check_card(ctx: Context) -> str:
 
     cls_card = getattr(ctx.gen, "card", None) if ctx.gen is not None else None
     if ctx.gen is None:
-        ctx.gen = load_generator(ctx.name, ctx.device)
+        ctx.gen = load_generator(ctx.name, ctx.device, **ctx.args)
         cls_card = getattr(ctx.gen, "card", None)
     if not isinstance(cls_card, MethodCard):
         raise CheckFailed(f"card is {type(cls_card).__name__}, not a scalebench.api.MethodCard")
     ctx.card = cls_card
     from scalebench.data import get_dataset
 
-    ctx.dataset = get_dataset(cls_card.dataset)
+    if not (ctx.dataset_name or cls_card.dataset):
+        raise CheckFailed(f"{cls_card.name} fits any dataset; name one with --dataset")
+    ctx.dataset = get_dataset(ctx.dataset_name or cls_card.dataset, ctx.dataset_args)
     for s in cls_card.samplers:
         c = cls_card.for_sampler(s)
         if c.category not in SEED_CATEGORIES:
@@ -217,14 +222,18 @@ def check_measured_point(ctx: Context) -> str:
     from scalebench.timing import TimingSettings
 
     assert ctx.card is not None
+    from scalebench.params import canonical_json
+
     name = GENERATORS.canonical(ctx.name)
-    _GENERATORS.setdefault((name, ctx.device, False), ctx.gen)
+    args = canonical_json(ctx.args) if ctx.args else ""
+    _GENERATORS.setdefault((name, ctx.device, False, args), ctx.gen)
     c = ctx.card.for_sampler(None)
-    identity = generator_identity(name)
+    identity = generator_identity(name, ctx.args, ctx.dataset_name, ctx.dataset_args)
     point = Point(generator=name, sampler=ctx.card.samplers[0], S=c.S.default, K=c.K.default, seed=0, n=2 * N,
                   batch_size=N, device=ctx.device, dtype="float32", metrics=(),
                   timing=TimingSettings(warmup=0, min_repeats=2, min_duration_s=0.0, rounds=2), fingerprint=fingerprint_of(identity),
-                  threads=torch.get_num_threads(), identity=tuple(sorted(identity.items())))
+                  threads=torch.get_num_threads(), identity=tuple(sorted(identity.items())), args=args,
+                  dataset=ctx.dataset_name, dataset_args=ctx.dataset_args)
     rec = measure_points([point])[0]
     if rec["status"] != "ok":
         raise CheckFailed(f"the measuring path failed: {rec['error']}")
@@ -247,9 +256,12 @@ CHECKS: tuple[tuple[str, Callable[[Context], str]], ...] = (
 )
 
 
-def run_checks(name: str, device: str = "cpu", gen: Any = None) -> list[CheckResult]:
-    """Every check on generator `name` (loaded once); a failed `card` check stops the rest."""
-    ctx = Context(name=name, device=device, gen=gen)
+def run_checks(name: str, device: str = "cpu", gen: Any = None, args: dict[str, Any] | None = None,
+               dataset: str = "", dataset_args: str = "") -> list[CheckResult]:
+    """Every check on generator `name` (loaded once, with validated `args`, on `dataset` or the card's);
+    a failed `card` check stops the rest."""
+    ctx = Context(name=name, device=device, gen=gen, args=dict(args or {}), dataset_name=dataset,
+                  dataset_args=dataset_args)
     out: list[CheckResult] = []
     for label, fn in CHECKS:
         try:

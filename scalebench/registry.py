@@ -5,7 +5,8 @@ asked. Third-party packages add their own through the `scalebench.generators` en
 group (name = generator name, value = "module:attr"), in the style of lm-evaluation-harness.
 
 A generator target resolves to a class (or factory) with a `card` attribute (a MethodCard)
-that is called as `target(device=...)` to load weights and return a Generator.
+that is called as `target(device=..., **args)` to load weights and return a Generator; `args`
+are the spec's, validated against the class's declared `params` (see `scalebench.params`).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ GENERATORS, TRAINERS = _builtin_registries()
 TRAINERS: `scalebench train NAME` → `train(recipe=None, out_dir=None) -> Path`."""
 
 
-def load_generator(name: str, device: str = "cpu") -> Any:
-    """Instantiate a registered generator on `device` (this loads its weights)."""
-    return GENERATORS.get(name)(device=device)
+def load_generator(name: str, device: str = "cpu", **args: Any) -> Any:
+    """Instantiate a registered generator on `device` (this loads its weights); `args` are its
+    declared parameters (`scalebench.params`), already validated by the caller."""
+    return GENERATORS.get(name)(device=device, **args)

@@ -16,7 +16,9 @@ Record (schema 1)::
     latency_p90_s, peak_mem_bytes}, timing {samples_s: [seconds per batch call], batch,
     warmup, repeats, per_sample_s: [seconds per sample]}, nll_kind, checkpoint,
     diagnostics {name: value} (only from generators with `diagnostics()`; not metrics: never judged),
-    provenance {versions, git_commit, host, platform}, started_at, ended_at, wall_s
+    provenance {versions, git_commit, host, platform}, started_at, ended_at, wall_s;
+    with spec `args` or a label also generator_name (registered name; `generator` is then the label)
+    and args {name: value}
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ MANIFEST = "manifest.json"
 POINT_COLUMNS = [
     "run", "point_id", "generator", "sampler", "family", "category", "outer", "dataset",
     "S", "K", "seed", "n", "batch_size", "device", "dtype", "compile", "threads", "status", "error",
+    "generator_name", "args",
 ]
 COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
 PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash", "timing_mode", "timing_noisy"]
@@ -245,6 +248,8 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
     base = {c: record.get(c) for c in POINT_COLUMNS}
     base["compile"] = bool(record.get("compile", False))  # records from before the setting ran eager
     base["run"] = record.get("run") or run
+    base["generator_name"] = record.get("generator_name") or record.get("generator")  # the registered name
+    base["args"] = json.dumps(record["args"], sort_keys=True) if record.get("args") else ""
     cost = record.get("cost") or {}
     base.update({c: cost.get(c) for c in COST_COLUMNS})
     base.update({

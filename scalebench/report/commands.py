@@ -28,7 +28,7 @@ def table_cmd(
     from scalebench.results import load_results
 
     df = load_results(results)
-    table = scalability_table(df, metric, cards=known_cards(df["generator"].dropna().unique()))
+    table = scalability_table(df, metric, cards=known_cards(df))
     if markdown:
         console.print(markdown_table(table), markup=False, highlight=False, soft_wrap=True)
     else:

@@ -127,6 +127,22 @@ def _provenance_html(manifests: Mapping[str, dict[str, Any]], df: pd.DataFrame) 
     return summary + "".join(parts)
 
 
+def _args_html(df: pd.DataFrame) -> str:
+    """Which registered generator and which spec args stand behind each labelled row (users' own models)."""
+    if "args" not in df.columns:
+        return ""
+    rows = df[(df["args"].fillna("") != "") | (df["generator"] != df["generator_name"].fillna(df["generator"]))]
+    if rows.empty:
+        return ""
+    seen = rows.drop_duplicates(["generator", "generator_name", "args", "dataset"])
+    body = "".join(
+        f"<tr><td>{esc(r.generator)}</td><td>{esc(r.generator_name)}</td><td>{esc(r.dataset)}</td>"
+        f"<td><code>{esc(r.args)}</code></td></tr>" for r in seen.itertuples())
+    return ('<h3 id="models">Models and their arguments</h3><table id="model-args" class="grid"><thead><tr>'
+            "<th>row</th><th>generator</th><th>dataset</th><th>args</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 def _table_html(table_df: pd.DataFrame) -> str:
     d = table_display(table_df)
     head = "".join(f"<th>{esc(c)}</th>" for c in DISPLAY_COLUMNS)
@@ -237,6 +253,7 @@ cells with it. Methods varying both axes are judged at the other axis's largest 
 <details><summary>How the verdicts are decided</summary><p class="note">{esc(rule.describe())}</p></details>"""
     else:
         table_block = f'<p id="no-table">{esc(NO_TABLE)}</p>'
+    table_block += _args_html(df)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
@@ -281,7 +298,7 @@ def write_report(paths: str | Path | Iterable[str | Path], out_dir: str | Path, 
     paths = list(paths)
     df = load_results(paths)
     if cards is None:
-        cards = known_cards(df["generator"].dropna().unique())
+        cards = known_cards(df)
     if metric is None and not quality_metrics(df):  # a speed-only run: no table, cost charts only
         table_df = pd.DataFrame(columns=TABLE_COLUMNS)
     else:

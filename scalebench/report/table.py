@@ -127,16 +127,23 @@ def check_metric(df: pd.DataFrame, metric: str | None) -> str:
     return metric
 
 
-def known_cards(names: Iterable[str]) -> dict[str, MethodCard]:
-    """Cards of the registered generators among `names` (unknown or broken ones are left out)."""
+def known_cards(names: Iterable[str] | pd.DataFrame) -> dict[str, MethodCard]:
+    """Cards of the registered generators among `names` (unknown or broken ones are left out); given
+    a results table, its rows' labels map to their registered generators' cards."""
     try:
         from scalebench.registry import GENERATORS
     except Exception:  # noqa: BLE001 — the table works without cards
         return {}
+    if isinstance(names, pd.DataFrame):
+        df = names[names["generator"].notna()]
+        pairs = dict(zip(df["generator"], df.get("generator_name", df["generator"]).fillna(df["generator"]),
+                         strict=True))
+    else:
+        pairs = {n: n for n in set(names)}
     out = {}
-    for n in set(names):
+    for n, reg in pairs.items():
         try:
-            out[n] = GENERATORS.get(n).card
+            out[n] = GENERATORS.get(reg).card
         except (Exception, SystemExit):  # noqa: BLE001 — synthetic or broken third-party names without a card
             continue
     return out

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 PREVIEW = 16  # samples kept in each record for the report's sample grids
 WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
 
-_GENERATORS: dict[tuple[str, str, bool], Any] = {}
+_GENERATORS: dict[tuple[str, str, bool, str], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
 _FLOPS: dict[tuple, float] = {}
 _THREADS: list[int] = []
@@ -83,13 +83,14 @@ def set_threads(n: int, steady_allocator: bool = True) -> dict[str, object]:
     return set_allocator(steady_allocator)
 
 
-def get_loaded(name: str, device: str, compile: bool = False) -> Any:
-    """The generator `name` on `device`, loaded once per process (eager and compiled apart)."""
+def get_loaded(name: str, device: str, compile: bool = False, args: str = "") -> Any:
+    """The generator `name` on `device` built with `args` (canonical JSON of validated args), loaded
+    once per process (eager and compiled apart)."""
     from scalebench.registry import load_generator
 
-    key = (name, device, compile)
+    key = (name, device, compile, args)
     if key not in _GENERATORS:
-        gen = load_generator(name, device=device)
+        gen = load_generator(name, device=device, **(json.loads(args) if args else {}))
         if compile:
             compile_networks(gen)
         _GENERATORS[key] = gen
@@ -113,10 +114,11 @@ def compile_networks(gen: Any, backend: str = "inductor") -> None:
 def load(point: Point) -> Loaded:
     from scalebench.data import get_dataset
 
-    gen = get_loaded(point.generator, point.device, point.compile)
+    gen = get_loaded(point.generator, point.device, point.compile, point.args)
     card = gen.card.for_sampler(point.sampler)
     card.check_budget(point.budget)
-    return Loaded(gen, card, get_dataset(card.dataset), CallCounter(networks_of(gen)))
+    dataset = get_dataset(point.dataset or card.dataset, point.dataset_args)
+    return Loaded(gen, card, dataset, CallCounter(networks_of(gen)))
 
 
 def _autocast(device: str, dtype: str) -> contextlib.AbstractContextManager:
@@ -154,7 +156,7 @@ def draw(ld: Loaded, point: Point) -> Draw:
         start = rng.get_state() if diagnose is not None else None
         with ld.counter:
             x, dt = time_call(_sampler(ld, point, size, rng), point.device)
-        check_samples(x, size, ld.dataset.form, point.generator)
+        check_samples(x, size, ld.dataset.form, point.name)
         if diagnose is not None:
             again = torch.Generator(device=rng.device)
             again.set_state(start)
@@ -190,7 +192,7 @@ def mean_diagnostics(batches: list[tuple[int, Any]]) -> dict[str, float]:
 
 def validate(ld: Loaded, point: Point, d: Draw) -> None:
     """The whole draw against the sample contract (each batch was checked as it came)."""
-    check_samples(d.samples, point.n, ld.dataset.form, point.generator)
+    check_samples(d.samples, point.n, ld.dataset.form, point.name)
 
 
 def time_more(ld: Loaded, point: Point, d: Draw) -> None:
@@ -244,7 +246,7 @@ def flops(ld: Loaded, point: Point, n: int = 8) -> float:
         if path.exists():
             _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
         else:  # counted on the eager networks: the FLOP counter does not see inside compiled graphs
-            gen = get_loaded(point.generator, point.device) if point.compile else ld.gen
+            gen = get_loaded(point.generator, point.device, args=point.args) if point.compile else ld.gen
             rng = _rng(point.device, PROBE_SEED)
             _FLOPS[key] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,10 +407,12 @@ def flag_noisy(records: list[dict[str, Any]]) -> None:
 def new_record(point: Point) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION, "point_id": point.point_id, "spec_hash": point.spec_hash,
-        "generator": point.generator, "sampler": point.sampler, "S": point.S, "K": point.K,
+        "generator": point.name, "sampler": point.sampler, "S": point.S, "K": point.K,
         "seed": point.seed, "n": point.n, "batch_size": point.batch_size, "device": point.device,
         "dtype": point.dtype, "compile": point.compile, "threads": point.threads,
         "fingerprint": point.fingerprint,
+        **({"generator_name": point.generator} if point.entry_label else {}),
+        **({"args": point.gen_args} if point.args else {}),
         "identity": dict(point.identity), "metrics": {}, "cost": {}, "timing": {}, "warnings": [],
         "status": "failed", "error": None, "started_at": now(),
     }
@@ -424,7 +428,7 @@ def execute_point(point: Point) -> dict[str, Any]:
         ld = load(point)
         card = ld.card
         record.update(family=card.family, category=card.category, outer=card.outer,
-                      likelihood=card.likelihood, dataset=card.dataset)
+                      likelihood=card.likelihood, dataset=getattr(ld.dataset, "name", card.dataset))
         with torch.inference_mode(), _autocast(point.device, point.dtype):
             record["warmup_s"] = warm_up(ld, point)
             d = draw(ld, point)

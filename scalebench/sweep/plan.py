@@ -19,9 +19,10 @@ from typing import Any
 
 from scalebench import __version__
 from scalebench.api import Budget, MethodCard
+from scalebench.params import args_identity, canonical_json, declared, validate_args
 from scalebench.plugins import generator_class
 from scalebench.registry import GENERATORS, RegistryError
-from scalebench.sweep.spec import SpecError, SweepSpec
+from scalebench.sweep.spec import GeneratorEntry, SpecError, SweepSpec
 from scalebench.timing import TimingSettings
 
 
@@ -43,6 +44,19 @@ class Point:
     identity: tuple[tuple[str, str], ...] = ()  # the parts behind `fingerprint` (kept in records)
     spec_hash: str = ""
     compile: bool = False  # networks' forward through torch.compile
+    entry_label: str = ""  # the rows' name when not `generator` (two entries of one generator with other args)
+    args: str = ""  # the generator's validated args (canonical JSON; "" = none)
+    dataset: str = ""  # the dataset the spec chose ("" = the card's)
+    dataset_args: str = ""  # its validated args (canonical JSON)
+
+    @property
+    def name(self) -> str:
+        """How this point's rows are named: the entry's label, else the generator's name."""
+        return self.entry_label or self.generator
+
+    @property
+    def gen_args(self) -> dict[str, Any]:
+        return json.loads(self.args) if self.args else {}
 
     @property
     def budget(self) -> Budget:
@@ -53,12 +67,13 @@ class Point:
         d = asdict(self)
         d.pop("spec_hash")
         d.pop("identity")  # already summarised by `fingerprint`
-        if not d["compile"]:
-            d.pop("compile")  # eager points keep the ids they had before the setting existed
+        for k in ("compile", "entry_label", "args", "dataset", "dataset_args"):
+            if not d[k]:
+                d.pop(k)  # points without these settings keep the ids they had before the settings existed
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        return f"{self.generator}/{self.sampler} S={self.S} K={self.K} seed={self.seed}"
+        return f"{self.name}/{self.sampler} S={self.S} K={self.K} seed={self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,8 +98,10 @@ def _checkpoint_identity(cls: Any, card: MethodCard, target: str) -> dict[str, s
     return {}  # a plugin without weights: its code hash identifies it
 
 
-def generator_identity(name: str) -> dict[str, str]:
-    """The parts of a generator's identity (see the module docstring); hashed into `fingerprint`."""
+def generator_identity(name: str, args: dict[str, Any] | None = None, dataset: str = "",
+                       dataset_args: str = "") -> dict[str, str]:
+    """The parts of a generator's identity (see the module docstring); hashed into `fingerprint`.
+    `args` are validated; `dataset` "" means the card's."""
     from scalebench.codehash import generator_code_hash, measuring_code_hash
     from scalebench.data import get_dataset
     from scalebench.metrics.refnll import REFERENCE
@@ -98,8 +115,10 @@ def generator_identity(name: str) -> dict[str, str]:
              "measuring_code": measuring_code_hash(),
              "metric_nets": json.dumps({"features": checkpoint_hash("features"),
                                         "ref_nll": checkpoint_hash(REFERENCE)}, sort_keys=True),
-             "dataset": json.dumps(get_dataset(card.dataset).fingerprint(), sort_keys=True, default=str)}
+             "dataset": json.dumps(get_dataset(dataset or card.dataset, dataset_args).fingerprint(),
+                                   sort_keys=True, default=str)}
     parts.update({f"checkpoint:{k}": v for k, v in _checkpoint_identity(cls, card, target).items()})
+    parts.update(args_identity(declared(cls), args or {}))
     return parts
 
 
@@ -107,25 +126,86 @@ def fingerprint_of(identity: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
+ANY_DATASET = ""
+"""A card's `dataset` for adapters that fit any dataset: the spec names it (`dataset = ...`)."""
+
+
+def resolve_dataset(where: str, card: MethodCard, entry: GeneratorEntry) -> tuple[str, str]:
+    """(dataset name, canonical JSON of its validated args) of an entry; "" name = the card's own."""
+    from scalebench.data import DATASETS, dataset_args
+
+    if entry.dataset is None:
+        if card.dataset == ANY_DATASET:
+            raise SpecError(f"{where}: {card.name} fits any dataset; name one with dataset = \"<name>\" "
+                            f"(e.g. \"imagefolder\" with dataset_args = {{ path = \"...\" }}; known: {DATASETS.names()})")
+        return "", ""
+    try:
+        ds = DATASETS.canonical(entry.dataset)
+    except RegistryError as e:
+        raise SpecError(f"{where}: {e}") from None
+    if card.dataset not in (ANY_DATASET, ds):
+        raise SpecError(f"{where}: {card.name} models {card.dataset!r}, not dataset = {entry.dataset!r}; "
+                        f"drop the dataset key or use a generator that fits {entry.dataset!r}")
+    args = dataset_args(where, ds, dict(entry.dataset_args))
+    return ("", "") if ds == card.dataset and not args else (ds, canonical_json(args) if args else "")
+
+
+def _labels(spec: SweepSpec) -> list[str]:
+    """One label per entry: its `label`, else its generator's name, made distinct for entries of one
+    generator with other args or data (suffix: the basename of its first path argument, else a hash)."""
+    keys = [(GENERATORS.canonical(e.name), e.args, e.dataset, e.dataset_args) for e in spec.generators]
+    variants: dict[str, set] = {}
+    for k in keys:
+        variants.setdefault(k[0], set()).add(k)
+    labels = []
+    for e, k in zip(spec.generators, keys, strict=True):
+        if e.label:
+            labels.append(e.label)
+        elif len(variants[k[0]]) == 1:
+            labels.append(k[0])
+        else:
+            paths = [Path(str(v)).name for _, v in e.args if isinstance(v, str) and ("/" in v or Path(v).exists())]
+            suffix = paths[0] if paths else hashlib.sha256(repr(k[1:]).encode()).hexdigest()[:6]
+            labels.append(f"{k[0]}@{suffix}")
+    seen: dict[str, tuple] = {}
+    for lab, k in zip(labels, keys, strict=True):
+        if seen.setdefault(lab, k) != k:
+            raise SpecError(f"{spec.source}: two generator entries with other args are both named {lab!r}; "
+                            "give each a distinct label = \"...\"")
+    return labels
+
+
 def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
     """All grid points of `spec` (optionally only the named generators), validated."""
     points: list[Point] = []
     wanted = set()
+    labelled = {e.label for e in spec.generators if e.label}
     for o in only:
+        if o in labelled:
+            continue
         try:
             wanted.add(GENERATORS.canonical(o))
         except RegistryError as e:
             raise SpecError(f"--only: {e}") from None
     for entry in spec.generators:
         try:
-            name = GENERATORS.canonical(entry.name)
+            GENERATORS.canonical(entry.name)
         except RegistryError as e:
             raise SpecError(f"{spec.source}: {e}") from None
-        if wanted and name not in wanted:
+    labels = _labels(spec)
+    for i, entry in enumerate(spec.generators):
+        name = GENERATORS.canonical(entry.name)
+        if only and name not in wanted and labels[i] not in only:
             continue  # not imported at all: a broken plugin left out with --only cannot stop the sweep
-        card: MethodCard = generator_class(name).card
-        identity = generator_identity(name)
+        cls = generator_class(name)
+        card: MethodCard = cls.card
+        where = f"{spec.source} generators[{i}] ({entry.name})"
+        args = validate_args(where, declared(cls), dict(entry.args))
+        dataset, ds_args = resolve_dataset(where, card, entry)
+        identity = generator_identity(name, args, dataset, ds_args)
         fp = fingerprint_of(identity)
+        label = labels[i] if labels[i] != name else ""
+        args_json = canonical_json(args) if args else ""
         for sampler in entry.samplers:
             try:
                 s_name = card.check_sampler(sampler)
@@ -145,7 +225,8 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
                             batch_size=min(entry.batch_size, entry.samples), device=spec.device,
                             dtype=spec.dtype, metrics=entry.metrics, timing=spec.timing,
                             fingerprint=fp, threads=spec.threads, identity=tuple(sorted(identity.items())),
-                            spec_hash=spec.hash(), compile=spec.compile,
+                            spec_hash=spec.hash(), compile=spec.compile, entry_label=label, args=args_json,
+                            dataset=dataset, dataset_args=ds_args,
                         ))
     if only and not points:
         raise SpecError(f"--only {' '.join(only)}: none of these generators is in {spec.source}")

@@ -73,7 +73,7 @@ def estimated_seconds(history: dict[str, Any]) -> Callable[[Point], float]:
             seen[key] = max(seen.get(key, 0.0), float(r["wall_s"]))
 
     def cost(p: Point) -> float:
-        known = seen.get((p.generator, p.sampler, p.S, p.K, p.n))
+        known = seen.get((p.name, p.sampler, p.S, p.K, p.n))
         return known if known is not None else 1e-6 * p.n * p.S * p.K
     return cost
 

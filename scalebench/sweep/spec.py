@@ -23,6 +23,13 @@ Example::
     samplers = ["ddim", "ddpm"]
     K = [1, 2, 5, 10, 20, 50]
 
+    [[generators]]          # a user's own model: args are the generator's declared params
+    name = "diffusers"
+    label = "my-unet"       # how its rows are named (default: the name, made unique per args)
+    args = { path = "models/unet" }
+    dataset = "imagefolder" # per entry or top level; default: the dataset the card names
+    dataset_args = { path = "data/faces" }
+
 Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`.
 Defaults live in `DEFAULTS` and `TimingSettings`, nowhere else.
 
@@ -70,8 +77,14 @@ DEFAULTS: dict[str, Any] = {
 DTYPES = ("float32", "bfloat16", "float16")
 EXECUTORS = ("local", "ray")
 EXECUTOR_KEYS = {"executor", "workers", "address", "gpus_per_worker"}
-GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics"}
-TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"} | EXECUTOR_KEYS
+GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics", "args", "label", "dataset",
+            "dataset_args"}
+DATASET_KEYS = {"dataset", "dataset_args"}  # top level (every generator) or per generator entry
+TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"} | EXECUTOR_KEYS | DATASET_KEYS
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,79}")
+"""A generator entry's label: how its rows are named in tables and the report."""
+Args = tuple[tuple[str, Any], ...]
+"""A spec's `args` table, frozen (sorted key/value pairs) so entries stay hashable."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,10 @@ class GeneratorEntry:
     samples: int
     batch_size: int
     metrics: tuple[str, ...]
+    args: Args = ()  # the generator's arguments (validated against its `params` when the grid is planned)
+    label: str | None = None  # the rows' name when given (default: the generator's name, made unique)
+    dataset: str | None = None  # None: the dataset the generator's card names
+    dataset_args: Args = ()
 
 
 def machine_threads() -> int:
@@ -125,6 +142,10 @@ class SweepSpec:
         d = asdict(self)
         d.pop("raw")
         d.pop("executor")  # how points run never changes what they measure
+        for g in d["generators"]:  # specs without args keep the hash (and timing orders) they had before args
+            for k in ("args", "label", "dataset", "dataset_args"):
+                if not g[k]:
+                    g.pop(k)
         if not d["compile"]:
             d.pop("compile")  # eager specs keep the hash (and timing orders) they had before the setting
         return d
@@ -162,6 +183,31 @@ def _metrics(where: str, value: Any) -> tuple[str, ...]:
         known = sorted(m for m, s in METRICS.items() if s.kind == "quality")
         raise SpecError(f"{where} has unknown quality metric {unknown[0]!r}; choose from {known}")
     return tuple(value)
+
+
+def _args(where: str, value: Any) -> Args:
+    """A TOML table of scalar arguments, frozen; what each key means is the generator's to check."""
+    if not isinstance(value, dict):
+        raise SpecError(f"{where} = {value!r} must be a table, e.g. args = {{ path = \"models/unet\" }}")
+    for k, v in value.items():
+        if not isinstance(v, str | int | float | bool):
+            raise SpecError(f"{where}.{k} = {v!r} must be a string, number or boolean")
+    return tuple(sorted(value.items()))
+
+
+def _dataset(where: str, data: dict[str, Any], default: tuple[str | None, Args]) -> tuple[str | None, Args]:
+    name, args = default
+    if "dataset" in data:
+        name = data["dataset"]
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"{where}: dataset = {name!r} must be a dataset name such as \"digits\" or "
+                            "\"imagefolder\" (see `scalebench list`)")
+        args = ()  # a new dataset does not inherit the top-level dataset's args
+    if "dataset_args" in data:
+        if name is None:
+            raise SpecError(f"{where}: dataset_args needs dataset = \"<name>\" beside it")
+        args = _args(f"{where}: dataset_args", data["dataset_args"])
+    return name, args
 
 
 def _unknown_keys(where: str, got: dict, allowed: set[str]) -> None:
@@ -244,6 +290,7 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
     gens_raw = data.get("generators")
     if not isinstance(gens_raw, list) or not gens_raw:
         raise SpecError(f"{source}: needs at least one [[generators]] table with a name")
+    top_dataset = _dataset(source, data, (None, ()))
     entries = []
     for i, g in enumerate(gens_raw):
         where = f"{source} generators[{i}]"
@@ -254,6 +301,11 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
         samplers = g.get("samplers", [None])
         if not isinstance(samplers, list) or not samplers or not all(s is None or isinstance(s, str) for s in samplers):
             raise SpecError(f"{where}: samplers = {samplers!r} must be a list of sampler names")
+        label = g.get("label")
+        if label is not None and (not isinstance(label, str) or not LABEL.fullmatch(label)):
+            raise SpecError(f"{where}: label = {label!r} must be 1–80 characters from A-Z a-z 0-9 . _ @ + - "
+                            "starting with a letter or digit")
+        dataset, dataset_args = _dataset(where, g, top_dataset)
         entries.append(GeneratorEntry(
             name=g["name"],
             samplers=tuple(samplers),
@@ -263,6 +315,8 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
             samples=_positive_int(f"{where}: samples", g.get("samples", top["samples"])),
             batch_size=_positive_int(f"{where}: batch_size", g.get("batch_size", top["batch_size"])),
             metrics=_metrics(f"{where}: metrics", g.get("metrics", top["metrics"])),
+            args=_args(f"{where}: args", g["args"]) if "args" in g else (),
+            label=label, dataset=dataset, dataset_args=dataset_args,
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
                      generators=tuple(entries), threads=threads, source=source, raw=data,

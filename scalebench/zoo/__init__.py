@@ -61,7 +61,7 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], meta: dict[str, A
         os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped package data must be world-readable
 
     atomic_write(path, write)
-    file_hash.cache_clear()
+    _file_hash.cache_clear()
     index = read_index(directory)
     index[name] = {"file": path.name, "sha256": file_hash(path), "parents": list(parents),
                    "size_bytes": path.stat().st_size}
@@ -97,9 +97,15 @@ def load_module(name: str, build: Callable[[dict[str, Any]], torch.nn.Module], d
     return net, meta
 
 
-@functools.cache
 def file_hash(path: Path) -> str:
-    """Short sha256 of a file's bytes (memoised per process; `save_checkpoint` clears it)."""
+    """Short sha256 of a file's bytes, memoised per process by (path, mtime, size): a file rewritten
+    in place (a retrained model in the user's directory) is hashed again."""
+    st = Path(path).stat()
+    return _file_hash(Path(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.cache
+def _file_hash(path: Path, mtime_ns: int, size: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
