@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
+from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 from scalebench.api import Axis, MethodCard
 from scalebench.report import charts

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from report_fixtures import EMOJI, XSS, synthetic_zoo
+from tests.report_fixtures import EMOJI, XSS, synthetic_zoo
 
 from scalebench.report.charts import FLOOR_NAME
 from scalebench.report.table import scalability_table
