@@ -3,8 +3,9 @@ Image Generation without Vector Quantization").
 
 Tokens are continuous: the 64 grey values of an image in [-1, 1] (`Digits().continuous`), one
 scalar per position. A bidirectional transformer (`nets/transformer.py`) reads the known tokens
-(a linear embedding of each value plus a "known" id) and [MASK] ids at the other positions, and
-outputs a conditioning vector z_i at every position. A small MLP (`DiffusionHead`, residual
+(a linear embedding of each value plus a "known" id) and [MASK] ids at the other positions, plus
+a 3×3 convolutional stem over the (value·known, known) maps, and outputs a conditioning vector
+z_i at every position. A small MLP (`DiffusionHead`, residual
 blocks with adaptive LayerNorm as in the paper's head) models p(x_i | z_i) by diffusion: it
 predicts v from (x_t, t, z_i) on the project's cosine log-SNR process, trained with the
 v-objective on the masked tokens only (mask sizes from MaskGIT's cosine schedule, positions
