@@ -45,6 +45,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("ar_diffusion", "ARDiffusionGenerator"),
     Family("rolling", "RollingGenerator"),
     Family("ards", "ARDSGenerator"),
+    Family("mar", "MARGenerator"),
 )
 
 METRIC_NETS: dict[str, str] = {

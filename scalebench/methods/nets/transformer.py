@@ -144,12 +144,15 @@ class CausalTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor | None = None, pos: torch.Tensor | None = None,
                 cond: torch.Tensor | None = None, cache: KVCache | None = None,
-                causal: bool = True, mask: torch.Tensor | None = None) -> torch.Tensor:
+                causal: bool = True, mask: torch.Tensor | None = None,
+                embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, P+T, out_size) for prefix ids `cond` (B,) or (B, P) and `tokens` (B, T).
 
         `pos` (T,) or (B, T) indexes the position table (default `arange(T)`); with a `cache`
         only the new positions are fed and the cached ones are attended to. `mask` (bool,
         True = may attend, shape broadcastable to (B, H, T_new, T_total)) overrides `causal`.
+        `embeds` (B, T, d_model) is added to the token embeddings: continuous tokens (MAR feeds
+        known/[MASK] ids as `tokens` and a linear embedding of the known values here).
         """
         parts = []
         if cond is not None:
@@ -159,7 +162,8 @@ class CausalTransformer(nn.Module):
         if tokens is not None:
             if pos is None:
                 pos = torch.arange(tokens.shape[1], device=tokens.device)
-            parts.append(self.tok_emb(tokens) + self.pos_emb(pos))
+            emb = self.tok_emb(tokens) + self.pos_emb(pos)
+            parts.append(emb if embeds is None else emb + embeds)
         if not parts:
             raise ValueError("give tokens, cond or both")
         x = self.drop(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
