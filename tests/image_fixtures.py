@@ -33,7 +33,8 @@ def write_folder(root: Path, n: int = 40, side: int = 16, mode: str = "RGB", see
 
 
 def write_fake_cifar(root: Path, n_train: int = 5, n_test: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """root/cifar-10-batches-py/ in CIFAR-10's python format (dicts pickled with bytes data rows)."""
+    """root/cifar-10-batches-py/ in CIFAR-10's python format: one pickled dict per batch ("data": uint8
+    rows of 3072 = 3×32×32 channel-major, "labels": ints), and batches.meta with "label_names"."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -42,13 +43,14 @@ def write_fake_cifar(root: Path, n_train: int = 5, n_test: int = 4, seed: int = 
     for i in range(5):
         rows = train[i * n_train:(i + 1) * n_train]
         with open(folder / f"data_batch_{i + 1}", "wb") as f:
-            pickle.dump({b"batch_label": b"x", b"data": rows, b"labels": [j % 10 for j in range(len(rows))],
-                         b"filenames": [b"f"] * len(rows)}, f)
+            pickle.dump({"batch_label": f"training batch {i + 1} of 5", "data": rows,
+                         "labels": [j % 10 for j in range(len(rows))], "filenames": ["f.png"] * len(rows)}, f)
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({b"batch_label": b"t", b"data": test, b"labels": [j % 10 for j in range(len(test))]}, f)
+        pickle.dump({"batch_label": "testing batch 1 of 1", "data": test,
+                     "labels": [j % 10 for j in range(len(test))], "filenames": ["f.png"] * len(test)}, f)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
-                                      b"horse", b"ship", b"truck"], b"num_vis": 3072}, f)
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                                     "ship", "truck"], "num_cases_per_batch": n_train, "num_vis": 3072}, f)
     return train.reshape(-1, 3, 32, 32), test.reshape(-1, 3, 32, 32)
 
 
