@@ -68,6 +68,8 @@ def _check_value(where: str, p: Param, v: Any) -> Any:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ArgsError(f"{where}: args.{p.name} = {v!r} is not one of {list(p.choices)}{hint}")
     if p.type == "path":
+        if v == "" and p.default == "":
+            return ""  # an optional path left empty (validated args read back from JSON keep it so)
         path = Path(v).expanduser()
         if not path.exists():
             raise ArgsError(f"{where}: args.{p.name} = {v!r} does not exist; give the local path of "

@@ -1,5 +1,6 @@
 """Datasets, by name. `get_dataset("digits")` is the embedded one; a dataset class that declares
-`params` (e.g. a folder's path) is built from the spec's `dataset_args`."""
+`params` (e.g. a folder's path) is built from the spec's `dataset_args`: `imagefolder` (PNG/JPEG
+folder) and `cifar10` (a local torchvision copy), both judged by Inception (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from scalebench.registry import Registry
 
 DATASETS: Registry = Registry("dataset", entry_point_group="scalebench.datasets")
 DATASETS.register("digits", "scalebench.data.digits:Digits")
+DATASETS.register("imagefolder", "scalebench.data.imagefolder:ImageFolder")
+DATASETS.register("cifar10", "scalebench.data.cifar10:Cifar10", aliases=("cifar-10",))
 
 
 def dataset_args(where: str, name: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,9 @@ class Dataset(Protocol):
     name: str
     form: SampleForm
     metrics: tuple[str, ...]  # names of metrics (see scalebench.metrics) that apply
+    # optional: feature_net = "digits-cnn" (the default) | "inception": the net behind FID/KID,
+    # precision/recall and diversity (scalebench/metrics/featurenets.py); an "inception" dataset
+    # may carry `inception`, the spec's weights path ("" = $SCALEBENCH_INCEPTION, then torch's hub cache)
 
     def canonical(self, split: str) -> torch.Tensor:
         """The split's examples in canonical form (already on the quantisation grid)."""

@@ -16,8 +16,6 @@ from typing import Any
 
 import torch
 
-from scalebench.metrics.features import feature_extractor
-
 _REF: dict[str, float] = {}
 
 
@@ -45,6 +43,8 @@ def reference_spread(dataset: Any, split: str | None = None, device: str = "cpu"
 @torch.no_grad()
 def diversity(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_split: str | None = None) -> float:
     """Mean pairwise feature distance of the (quantised) samples / that of the real split."""
+    from scalebench.metrics.fid import extractor_for
+
     x = dataset.quantise(samples.detach().float()).to(device)
-    feats = feature_extractor(device)(x).cpu()
+    feats = extractor_for(dataset, device)(x).cpu()
     return mean_pairwise_distance(feats) / reference_spread(dataset, reference_split, device)

@@ -1,4 +1,4 @@
-"""FID and KID of samples against a real split, on the project's feature net.
+"""FID and KID of samples against a real split, on the dataset's feature net (`featurenets.py`).
 
 Both are computed by torchmetrics (`FrechetInceptionDistance` / `KernelInceptionDistance`
 with `feature=<FeatureExtractor>`), so the numbers follow its conventions (unbiased
@@ -41,16 +41,30 @@ def cache_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "scalebench"
 
 
+def extractor_for(dataset: Any, device: str) -> Any:
+    """The dataset's feature net as torchmetrics' `feature=` module (digits: the project's CNN)."""
+    from scalebench.metrics import featurenets
+
+    if featurenets.net_of(dataset) == featurenets.DIGITS_CNN:
+        return feature_extractor(device)
+    return featurenets.extractor(dataset, device)
+
+
 def reference_key(dataset: Any, split: str) -> dict[str, Any]:
-    """Every choice that changes the reference features (hashed into the cache file name)."""
+    """Every choice that changes the reference features (hashed into the cache file name).
+
+    The digit CNN's key keeps its historical form (its checkpoint hash), so existing caches stay
+    valid; another net enters as its name + weights hash (`featurenets.identity`)."""
     import torchmetrics
 
-    from scalebench.metrics.features import NUM_FEATURES
+    from scalebench.metrics import featurenets
     from scalebench.zoo import checkpoint_hash
 
+    net = (checkpoint_hash(FEATURES_NAME) if featurenets.net_of(dataset) == featurenets.DIGITS_CNN
+           else featurenets.identity(dataset))
     return {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "split": split,
-            "feature_net": checkpoint_hash(FEATURES_NAME), "levels": dataset.form.levels,
-            "num_features": NUM_FEATURES, "torchmetrics": torchmetrics.__version__}
+            "feature_net": net, "levels": dataset.form.levels,
+            "num_features": featurenets.num_features(dataset), "torchmetrics": torchmetrics.__version__}
 
 
 def reference_path(dataset: Any, split: str) -> Path:
@@ -77,7 +91,7 @@ def reference_features(dataset: Any, split: str | None = None, device: str = "cp
         log.debug("reference features loaded from %s", path)
     else:
         real = dataset.quantise(dataset.canonical(split))
-        feats = feature_extractor(device)(real.to(device)).float().cpu().contiguous()
+        feats = extractor_for(dataset, device)(real.to(device)).float().cpu().contiguous()
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"key": json.dumps(reference_key(dataset, split), sort_keys=True)}
         atomic_write(path, lambda tmp: save_file({"features": feats}, str(tmp), metadata=meta))
@@ -86,7 +100,7 @@ def reference_features(dataset: Any, split: str | None = None, device: str = "cp
     return feats
 
 
-def _fid_metric(real: torch.Tensor, device: str) -> Any:
+def _fid_metric(real: torch.Tensor, dataset: Any, device: str) -> Any:
     """A torchmetrics FID whose real-side state is set from cached features.
 
     The state update mirrors `FrechetInceptionDistance.update` exactly (float64 sums of
@@ -94,7 +108,7 @@ def _fid_metric(real: torch.Tensor, device: str) -> Any:
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=feature_extractor(device), normalize=True,
+    fid = FrechetInceptionDistance(feature=extractor_for(dataset, device), normalize=True,
                                    reset_real_features=False).to(device)
     f = real.to(device).double()
     fid.real_features_sum += f.sum(dim=0)
@@ -120,7 +134,7 @@ def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_
         if n < 2:
             out["fid"] = float("nan")
         else:
-            fid = _fid_metric(real, device)
+            fid = _fid_metric(real, dataset, device)
             fid.update(x, real=False)
             out["fid"] = float(fid.compute())
     if "kid" in which:
@@ -132,7 +146,7 @@ def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_
 
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-                kid = KernelInceptionDistance(feature=feature_extractor(device), subsets=kid_subsets,
+                kid = KernelInceptionDistance(feature=extractor_for(dataset, device), subsets=kid_subsets,
                                               subset_size=size, normalize=True,
                                               reset_real_features=False).to(device)
             kid.real_features.append(real.to(device))

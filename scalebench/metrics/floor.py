@@ -41,12 +41,17 @@ DEFAULT_POOL = "train"
 
 def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
     from scalebench.codehash import measuring_code_hash
+    from scalebench.metrics import featurenets
     from scalebench.metrics.features import NAME as FEATURES
     from scalebench.metrics.refnll import REFERENCE
     from scalebench.zoo import checkpoint_hash
 
+    if featurenets.net_of(dataset) == featurenets.DIGITS_CNN:
+        features = checkpoint_hash(FEATURES)
+    else:  # another net (Inception): its weights, when a metric uses it
+        features = (featurenets.identity(dataset) if set(metrics) & set(featurenets.FEATURE_METRICS) else "unused")
     return {"format": FORMAT, "dataset": dataset.fingerprint(), "metrics": sorted(metrics), "n": n,
-            "draws": DRAWS, "features": checkpoint_hash(FEATURES), "ref": checkpoint_hash(REFERENCE),
+            "draws": DRAWS, "features": features, "ref": checkpoint_hash(REFERENCE),
             "code": measuring_code_hash()}
 
 

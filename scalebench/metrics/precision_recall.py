@@ -33,11 +33,10 @@ def coverage(points: torch.Tensor, support: torch.Tensor, k: int = K_NEAREST) ->
 def precision_recall(samples: torch.Tensor, dataset: Any, device: str = "cpu", k: int = K_NEAREST,
                      reference_split: str | None = None) -> dict[str, float]:
     """{"precision", "recall"} of canonical samples against the reference split's features."""
-    from scalebench.metrics.features import feature_extractor
-    from scalebench.metrics.fid import reference_features
+    from scalebench.metrics.fid import extractor_for, reference_features
 
     x = dataset.quantise(samples.detach().float()).to(device)
-    fake = feature_extractor(device)(x).double().cpu()
+    fake = extractor_for(dataset, device)(x).double().cpu()
     real = reference_features(dataset, reference_split, device).double()
     if len(fake) <= k or len(real) <= k:
         return {"precision": float("nan"), "recall": float("nan")}

@@ -99,24 +99,24 @@ def _checkpoint_identity(cls: Any, card: MethodCard, target: str) -> dict[str, s
 
 
 def generator_identity(name: str, args: dict[str, Any] | None = None, dataset: str = "",
-                       dataset_args: str = "") -> dict[str, str]:
+                       dataset_args: str = "", metrics: tuple[str, ...] | None = None) -> dict[str, str]:
     """The parts of a generator's identity (see the module docstring); hashed into `fingerprint`.
-    `args` are validated; `dataset` "" means the card's."""
+    `args` are validated; `dataset` "" means the card's. The feature net the dataset chooses enters
+    "metric_nets" (`featurenets.metric_nets`: digits' part is unchanged; Inception weights that are
+    missing while `metrics` need them stop planning, MissingInception)."""
     from scalebench.codehash import generator_code_hash, measuring_code_hash
     from scalebench.data import get_dataset
-    from scalebench.metrics.refnll import REFERENCE
-    from scalebench.zoo import checkpoint_hash
+    from scalebench.metrics.featurenets import metric_nets
 
     cls = GENERATORS.get(name)
     card: MethodCard = cls.card
     target = GENERATORS.target(name)
+    ds = get_dataset(dataset or card.dataset, dataset_args)
     parts = {"target": target, "version": __version__,
              "code": generator_code_hash(getattr(cls, "__module__", target.split(":")[0])),
              "measuring_code": measuring_code_hash(),
-             "metric_nets": json.dumps({"features": checkpoint_hash("features"),
-                                        "ref_nll": checkpoint_hash(REFERENCE)}, sort_keys=True),
-             "dataset": json.dumps(get_dataset(dataset or card.dataset, dataset_args).fingerprint(),
-                                   sort_keys=True, default=str)}
+             "metric_nets": metric_nets(ds, metrics),
+             "dataset": json.dumps(ds.fingerprint(), sort_keys=True, default=str)}
     parts.update({f"checkpoint:{k}": v for k, v in _checkpoint_identity(cls, card, target).items()})
     parts.update(args_identity(declared(cls), args or {}))
     return parts
@@ -202,7 +202,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
         where = f"{spec.source} generators[{i}] ({entry.name})"
         args = validate_args(where, declared(cls), dict(entry.args))
         dataset, ds_args = resolve_dataset(where, card, entry)
-        identity = generator_identity(name, args, dataset, ds_args)
+        identity = generator_identity(name, args, dataset, ds_args, tuple(entry.metrics))
         fp = fingerprint_of(identity)
         label = labels[i] if labels[i] != name else ""
         args_json = canonical_json(args) if args else ""
