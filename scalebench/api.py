@@ -224,3 +224,15 @@ class HasDiagnostics(Protocol):
 
     def diagnostics(self, x: torch.Tensor, budget: Budget, rng: torch.Generator,
                     sampler: str | None = None) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class ChecksArgs(Protocol):
+    """Optional, on the generator *class*: check validated `args` against the files they name and the
+    dataset's canonical form before anything runs (e.g. a model's channels and image size against
+    C×H×W), so a model that cannot fit the dataset is one line at planning (exit 2), not a failed point.
+    Raise `scalebench.params.ArgsError` naming `where`, the argument and the fix. Must be cheap (read a
+    config file; never load weights or import a heavy library)."""
+
+    @classmethod
+    def check_args(cls, where: str, args: Mapping[str, Any], form: Any) -> None: ...

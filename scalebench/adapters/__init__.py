@@ -15,6 +15,7 @@ from scalebench.errors import ScalebenchError
 
 ADAPTERS: dict[str, str] = {
     "transformers": "scalebench.adapters.transformers:TransformersGenerator",
+    "diffusers": "scalebench.adapters.diffusers:DiffusersGenerator",
 }
 """Generator name → "module:class" of each adapter."""
 

@@ -150,6 +150,15 @@ def resolve_dataset(where: str, card: MethodCard, entry: GeneratorEntry) -> tupl
     return ("", "") if ds == card.dataset and not args else (ds, canonical_json(args) if args else "")
 
 
+def check_args_fit(cls: Any, where: str, args: dict[str, Any], dataset: str, dataset_args: str) -> None:
+    """A generator class's own check of its args against the dataset's form (`api.ChecksArgs`), if any."""
+    check = getattr(cls, "check_args", None)
+    if callable(check):
+        from scalebench.data import get_dataset
+
+        check(where, args, get_dataset(dataset, dataset_args).form)
+
+
 def _labels(spec: SweepSpec) -> list[str]:
     """One label per entry: its `label`, else its generator's name, made distinct for entries of one
     generator with other args or data (suffix: the basename of its first path argument, else a hash)."""
@@ -202,6 +211,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
         where = f"{spec.source} generators[{i}] ({entry.name})"
         args = validate_args(where, declared(cls), dict(entry.args))
         dataset, ds_args = resolve_dataset(where, card, entry)
+        check_args_fit(cls, where, args, dataset or card.dataset, ds_args)
         identity = generator_identity(name, args, dataset, ds_args, tuple(entry.metrics))
         fp = fingerprint_of(identity)
         label = labels[i] if labels[i] != name else ""
