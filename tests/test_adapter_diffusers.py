@@ -144,6 +144,15 @@ def test_declared_nfe_is_k_and_heun_2k_minus_1(model_dir, spacing) -> None:
             assert gen.nfe(Budget(K=K), s) == (2 * K - 1 if s == "heun" else K), (s, K)
     with pytest.raises(ValueError, match="K=1001"):
         gen.nfe(Budget(K=1001), "ddim")
+    # diffusers' trailing grid is np.arange(T, 0, -T/K): for 62 K in 1..1000 it overshoots to a 62nd
+    # timestep −1 (alphas_cumprod[-1] is then the noisiest level); such K are refused, not swept
+    for K in (61, 103, 206):
+        for s in SCHEDULERS:
+            if spacing == "trailing":
+                with pytest.raises(ValueError, match=f"K={K} is not valid with timestep_spacing 'trailing'"):
+                    gen.sample(1, Budget(K=K), torch.Generator().manual_seed(0), s)
+            else:
+                assert gen.nfe(Budget(K=K), s) == (2 * K - 1 if s == "heun" else K)
 
 
 def test_a_pipeline_folder_brings_its_scheduler_config(tmp_path) -> None:

@@ -157,6 +157,10 @@ class DiffusersGenerator:
             raise ValueError(f"diffusers/{s}: K={budget.K} is not valid for this model; valid K: 1..{T} "
                              "(its num_train_timesteps)")
         sched.set_timesteps(budget.K, device=self.device)
+        if bool((sched.timesteps < 0).any()):
+            raise ValueError(f"diffusers/{s}: K={budget.K} is not valid with timestep_spacing "
+                             f"'{sched.config.timestep_spacing}': diffusers makes {len(sched.timesteps)} timesteps "
+                             "ending at -1 (its float arange overshoots); pick another K or spacing 'linspace'")
         return s, sched
 
     def nfe(self, budget: Budget, sampler: str | None = None) -> int:
