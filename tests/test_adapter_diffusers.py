@@ -203,3 +203,24 @@ def test_native_timesteps_are_diffusers_trailing_timesteps_plus_one() -> None:
     for K in (1, 3, 7, 10, 50, 64, 1000):
         sched.set_timesteps(K)
         assert [int(t) + 1 for t in sched.timesteps] == strided_steps(K)[:-1], K
+
+
+def test_check_cli_needs_args_for_the_adapter(tmp_path) -> None:
+    res = runner.invoke(app, ["check", "diffusers", "--dataset", "digits"])
+    assert res.exit_code == 2 and "missing required argument args.path" in res.output, res.output
+    res = runner.invoke(app, ["check", "diffusers", "--arg", "path"])
+    assert res.exit_code == 2 and "must be KEY=VALUE" in res.output, res.output
+    res = runner.invoke(app, ["check", "diffusers", "--arg", f"path={tmp_path}", "--dataset", "digits"])
+    assert res.exit_code == 1 and "holds no diffusers model" in res.output, res.output
+
+
+@pytest.mark.slow
+def test_check_cli_passes_on_a_saved_model(model_dir, dataset) -> None:
+    """The whole contract suite through `scalebench check` (K = 1 and the card's default 50, six schedulers)."""
+    name, args = dataset
+    if args:
+        pytest.skip("--dataset takes no dataset args")
+    res = CliRunner(env={"COLUMNS": "300"}).invoke(
+        app, ["check", "diffusers", "--arg", f"path={model_dir}", "--arg", "timestep_spacing=trailing",
+              "--dataset", name])
+    assert res.exit_code == 0 and res.output.count("PASS diffusers") == 8, res.output
