@@ -156,17 +156,21 @@ def list_generators() -> None:
     table = Table(title="generators")
     for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases", "args"):
         table.add_column(c)
+    broken: list[str] = []
     for name in GENERATORS.names():
         try:
             card = GENERATORS.get(name).card
         except (Exception, SystemExit) as e:  # noqa: BLE001 — a broken plugin (even sys.exit) must not hide the others
             table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 8)
+            broken.append(f"{name}: cannot import: {describe_failure(e)}")  # unwrapped, below the table
             continue
         table.add_row(name, card.family, card.category, card.S.describe(), card.K.describe(),
                       card.outer or "—", ",".join(card.samplers), card.likelihood,
                       ",".join(GENERATORS.aliases_of(name)),
                       Text("; ".join(p.describe() for p in declared(GENERATORS.get(name)))))
     console.print(table)
+    for line in broken:
+        console.print(Text(line, style="red"), soft_wrap=True)
 
 
 @app.command()

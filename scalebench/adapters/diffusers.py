@@ -96,9 +96,8 @@ class DiffusersGenerator:
                "(default trailing); samples mapped from [-1, 1] to [0, 1]"),
     )
     params = (
-        Param("path", "path", help="a local UNet2DModel or DiffusionPipeline folder (save_pretrained)"),
-        Param("timestep_spacing", "str", "trailing", choices=SPACINGS,
-              help="the K timesteps' spacing; 'config' keeps the model's scheduler config"),
+        Param("path", "path", help="a UNet2DModel or pipeline folder"),
+        Param("timestep_spacing", "str", "trailing", choices=SPACINGS),  # "config": the model's own
     )
     checkpoints = ()  # the weights are the path argument, whose content hash is in every point's identity
 
