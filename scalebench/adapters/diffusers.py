@@ -128,9 +128,11 @@ class DiffusersGenerator:
                             f"{'×'.join(map(str, want))}; use the dataset the model was trained on")
 
     def __init__(self, device: str = "cpu", path: str = "", timestep_spacing: str = "trailing") -> None:
-        import diffusers
         import torch
 
+        from scalebench.adapters import require
+
+        diffusers = require("diffusers", "diffusers")
         unet_dir, cfg, sched_dir = _layout("diffusers", path)
         self.device = torch.device(device)
         self.unet = diffusers.UNet2DModel.from_pretrained(
