@@ -224,3 +224,27 @@ def test_check_cli_passes_on_a_saved_model(model_dir, dataset) -> None:
         app, ["check", "diffusers", "--arg", f"path={model_dir}", "--arg", "timestep_spacing=trailing",
               "--dataset", name])
     assert res.exit_code == 0 and res.output.count("PASS diffusers") == 8, res.output
+
+
+@pytest.mark.slow
+def test_cli_sweeps_a_tiny_model_on_an_image_folder_with_two_schedulers(tmp_path, monkeypatch) -> None:
+    """Issue 15's end-to-end case: a 3×16×16 diffusers UNet on a folder of PNGs, two schedulers, scored with
+    Inception FID (a random Inception saved to a file, found through $SCALEBENCH_INCEPTION), through the
+    real CLI into `table` and the report."""
+    from tests.image_fixtures import random_inception, write_folder
+
+    monkeypatch.setenv("SCALEBENCH_INCEPTION", str(random_inception(tmp_path / "inception.pth")))
+    folder = write_folder(tmp_path / "pets", n=40, side=16)
+    tiny_unet(channels=3, size=16).save_pretrained(tmp_path / "unet")
+    spec = _spec(tmp_path, tmp_path / "unet", ("imagefolder", {"path": str(folder)}))
+    res = runner.invoke(app, ["run", spec, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    df = load_results(tmp_path / "run")
+    fid = df[df["metric"] == "fid"].set_index(["sampler", "K"])["value"]
+    assert set(fid.index) == {("ddim", 1), ("ddim", 3), ("heun", 1), ("heun", 3)}
+    assert (fid > 0).all() and set(df["dataset"]) == {"imagefolder-pets"}
+    res = runner.invoke(app, ["table", str(tmp_path / "run"), "--metric", "fid"])
+    assert res.exit_code == 0 and "heun" in res.output and "diffusers" in res.output, res.output
+    res = runner.invoke(app, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    assert "imagefolder-pets" in (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
