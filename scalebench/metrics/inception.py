@@ -146,6 +146,11 @@ def load_inception(path: Path, device: str | torch.device = "cpu") -> InceptionF
         if not isinstance(state, dict) or "Mixed_7c.branch1x1.conv.weight" not in state:
             raise MissingInception(f"{path} is not torch-fidelity's Inception-v3 state dict; give {HUB_FILES[0]} "
                                    f"from {URL}")
+        try:
+            import torch_fidelity  # noqa: F401 - torchmetrics' Inception is torch-fidelity's network
+        except ImportError:
+            raise MissingInception("Inception FID needs torch-fidelity, which is not installed; "
+                                   "pip install 'scalebench[inception]'") from None
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(NUM_FEATURES)],
