@@ -535,3 +535,13 @@ def test_one_shot_family_is_dash_on_both_axes_of_the_table(one_shot_run):
             assert (row["S"], row["K"], row["agrees"]) == (FIXED, FIXED, "yes"), (gen, sampler)
             cells = shown[pick.to_numpy()].iloc[0]
             assert cells["S"] == cells["K"] == "— fixed" and cells["seed S"] == cells["seed K"] == "■ does not"
+
+
+def test_sample_grids_keep_colour_for_rgb_previews() -> None:
+    rng = np.random.default_rng(0)
+    rgb, grey = rng.random((4, 3, 6, 6)), rng.random((4, 1, 8, 8))
+    m = charts.mosaic(rgb, cols=2)
+    assert m.shape == (13, 13, 3) and np.allclose(m[:6, :6], rgb[0].transpose(1, 2, 0)) and (m[6] == 1.0).all()
+    fig = charts.sample_grid({"colour": rgb, "grey": grey})
+    assert [t.type for t in fig.data] == ["image", "heatmap"]
+    assert fig.data[0].z.dtype == np.uint8 and fig.data[0].z.shape == (6, 27, 3)  # 4 samples in a row

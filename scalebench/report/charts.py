@@ -459,15 +459,20 @@ def latency_vs_K(df: pd.DataFrame) -> go.Figure:
     return latency_vs_axis(df, "K")
 
 
+def is_rgb(images: np.ndarray) -> bool:
+    return np.asarray(images).ndim == 4 and np.asarray(images).shape[1] == 3
+
+
 def mosaic(images: np.ndarray, cols: int = 4, pad: int = 1) -> np.ndarray:
-    """N×C×H×W floats in [0, 1] → one grey H'×W' image (channels averaged), NaN padding."""
+    """N×C×H×W floats in [0, 1] → one H'×W' grey image (NaN padding), or H'×W'×3 for RGB (white padding)."""
     x = np.asarray(images, dtype=float)
     if x.ndim == 3:
         x = x[:, None]
-    x = x.mean(axis=1)
-    n, h, w = x.shape
+    rgb = x.shape[1] == 3
+    x = x.transpose(0, 2, 3, 1) if rgb else x.mean(axis=1)
+    n, h, w = x.shape[:3]
     rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *x.shape[3:]), 1.0 if rgb else np.nan)
     for i in range(n):
         r, c = divmod(i, cols)
         out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = x[i]
@@ -489,8 +494,12 @@ def sample_grid(previews: Mapping[str, np.ndarray], title: str = "samples", cols
     fig = make_subplots(rows=1, cols=len(labels), subplot_titles=[html.escape(lab) for lab in labels],
                         horizontal_spacing=0.02)
     for i, lab in enumerate(labels, 1):
-        fig.add_trace(go.Heatmap(z=mosaic(previews[lab], cols), colorscale="gray", zmin=0, zmax=1, showscale=False,
-                                 name=html.escape(lab), hoverinfo="skip"), row=1, col=i)
+        if is_rgb(previews[lab]):  # colour images keep their colours
+            z = np.round(mosaic(previews[lab], cols) * 255).astype(np.uint8)
+            fig.add_trace(go.Image(z=z, name=html.escape(lab), hoverinfo="skip"), row=1, col=i)
+        else:
+            fig.add_trace(go.Heatmap(z=mosaic(previews[lab], cols), colorscale="gray", zmin=0, zmax=1,
+                                     showscale=False, name=html.escape(lab), hoverinfo="skip"), row=1, col=i)
         fig.update_xaxes(visible=False, row=1, col=i)
         fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i)
     fig.update_layout(title=html.escape(title), template="plotly_white", height=270,
