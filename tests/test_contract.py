@@ -133,7 +133,7 @@ def test_threads_and_peak_memory_in_records_and_manifest(tmp_path) -> None:
     assert [r["threads"] for r in recs] == [1, 1] and read_manifest(tmp_path / "run")["threads"] == 1
     small, big = (r["cost"]["peak_mem_bytes"] for r in recs)
     assert small > 0 and big > small  # per batch, not the process's lifetime high-water mark
-    assert "profiler" in recs[0]["cost"]["peak_mem_kind"]
+    assert "storage" in recs[0]["cost"]["peak_mem_kind"]
     assert recs[0]["calibration_s"] > 0
     ids = {p.point_id for p in expand(spec)}
     assert not ids & {p.point_id for p in expand(parse_spec(toy_spec(

@@ -181,3 +181,28 @@ def test_compute_quality_requested_and_applicable_only(ds: Digits) -> None:
     off = x + 0.01
     assert compute_quality(off, ds, metrics=("fid",)) == compute_quality(quantise(off), ds, metrics=("fid",))
     assert np.isfinite(list(compute_quality(x, ds, metrics=("fid",)).values())).all()
+
+
+def test_cpu_peak_memory_counts_live_storages_not_the_sum() -> None:
+    """Peak of bytes alive at once: a freed temporary does not add up, a view keeps its base counted."""
+    from scalebench.metrics.cost import peak_memory
+
+    def overlapping() -> torch.Tensor:
+        a = torch.ones(250_000)  # 1 MB
+        b = torch.ones(500_000)  # 2 MB while a lives
+        return a[:10] + b[:10]
+
+    def sequential() -> None:
+        for _ in range(5):
+            torch.ones(250_000).sum()  # 1 MB, freed each time
+
+    def view_keeps_base() -> torch.Tensor:
+        v = torch.ones(250_000)[:1]  # the 1 MB base lives on through its view
+        torch.ones(125_000).sum()
+        return v
+
+    peak = {name: peak_memory(f, "cpu")[0] for name, f in
+            (("overlap", overlapping), ("sequential", sequential), ("view", view_keeps_base))}
+    assert 3_000_000 <= peak["overlap"] < 3_001_000
+    assert 1_000_000 <= peak["sequential"] < 1_001_000
+    assert 1_500_000 <= peak["view"] < 1_501_000

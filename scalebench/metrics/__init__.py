@@ -33,7 +33,7 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("flops", "lower", kind="cost", unit="FLOP/sample",
                description="FLOPs per sample, counted by torch.utils.flop_counter"),
     MetricSpec("peak_mem_bytes", "lower", kind="cost", unit="bytes",
-               description="bytes torch allocated above the pre-batch level during one batch (CPU: profiler memory events; CUDA: allocator peak)"),
+               description="bytes torch allocated above the pre-batch level during one batch (CPU: live tensor storages tracked per op; CUDA: allocator peak)"),
 ]}
 
 
