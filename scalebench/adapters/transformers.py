@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ import torch
 
 from scalebench.adapters import AdapterError, require
 from scalebench.adapters.hf_export import TOKEN_VIEW_FILE
-from scalebench.api import Axis, MethodCard
 from scalebench.data.digits import LEVELS, SIDE
+from scalebench.methods.gpt import GPTGenerator
 from scalebench.methods.raster_ar import ResolutionARGenerator
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.params import Param
@@ -79,16 +80,11 @@ def read_token_view(path: Path, config: Any, start_token: int, first_level_token
 class TransformersGenerator(ResolutionARGenerator):
     """A local HF causal LM over the digits token view, sampled by `generate()` with a KV cache."""
 
-    card = MethodCard(
+    card = replace(  # gpt's axes, sampler and likelihood, so the two rows compare point for point
+        GPTGenerator.card,
         name="transformers",
         family="autoregressive (any HF causal LM)",
-        category="sequence",
-        S=Axis(meaning="tokens generated (r×r at resolution r, upsampled to 8×8), as gpt", default=64,
-               values=(1, 4, 16, 64)),
-        K=Axis.fixed(1),
-        likelihood="exact",
         paper="Wolf et al. 2020 (HF Transformers)",
-        samplers=("ancestral",),
         notes=("A local causal LM (args.path) writes grey-level tokens after a start token via generate() with "
                "a KV cache; draws by inverse CDF from the call's generator (the same draws as gpt). S < 64 needs "
                "the prompts of a scalebench.json (written by `scalebench export-hf`). Exact bits/dim at S=64."),

@@ -45,19 +45,14 @@ def hub_dir() -> Path:
 
 def weights_path(explicit: str = "") -> Path:
     """The Inception weights file: the spec's path, else $SCALEBENCH_INCEPTION, else the hub cache."""
-    if explicit:
-        p = Path(explicit).expanduser()
-        if not p.is_file():
-            raise MissingInception(f"dataset_args.inception = {explicit!r} is not a file; give the Inception "
-                                   f"weights file ({HUB_FILES[0]}, from {URL})")
-        return p.resolve()
-    env = os.environ.get(ENV, "")
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise MissingInception(f"{ENV}={env!r} is not a file; point it at the Inception weights "
-                                   f"({HUB_FILES[0]}, from {URL})")
-        return p.resolve()
+    for value, where in ((explicit, f"dataset_args.inception = {explicit!r}"),
+                         (os.environ.get(ENV, ""), f"{ENV}={os.environ.get(ENV, '')!r}")):
+        if value:
+            p = Path(value).expanduser()
+            if not p.is_file():
+                raise MissingInception(f"{where} is not a file; give the Inception weights file "
+                                       f"({HUB_FILES[0]}, from {URL})")
+            return p.resolve()
     for name in HUB_FILES:
         if (hub_dir() / name).is_file():
             return (hub_dir() / name).resolve()

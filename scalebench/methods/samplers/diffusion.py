@@ -162,17 +162,12 @@ RowDenoiser = Callable[[torch.Tensor, list[float]], torch.Tensor]
 """(x_t, per-row times) → x0 prediction: each band of rows at its own noise level."""
 
 
-@torch.inference_mode()
 def sample_rows(D: RowDenoiser, x: torch.Tensor, times: list[list[float]], rng: torch.Generator | None = None,
                 eta: float = 0.0, callback: Callback | None = None) -> torch.Tensor:
     """DDIM/DDPM over a per-row time table (diffusion forcing, Chen et al. 2024): call c takes every row
-    from times[c][r] to times[c + 1][r]; one network call per step. With equal rows it is `sample_ddim`."""
-    for i, (t, s) in enumerate(zip(times[:-1], times[1:], strict=True)):
-        x0 = D(x, t)
-        x = ddim_step(x, x0, t, s, rng, eta)
-        if callback is not None:
-            callback({"i": i, "t": t, "s": s, "x": x, "x0": x0})
-    return x
+    from times[c][r] to times[c + 1][r]; one network call per step. It is `sample_ddim`'s loop, whose
+    `ddim_step` takes a time per row as well as one time for the whole batch."""
+    return sample_ddim(D, x, times, rng, eta, callback)  # type: ignore[arg-type]
 
 
 @torch.inference_mode()
