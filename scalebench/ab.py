@@ -30,7 +30,7 @@ from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thres
 from scalebench.results import latest_records
 
 DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")
-DEFAULT_ROUNDS = 6  # ≥ 5 enables the across-round test; 6 lets it tolerate one dissenting round
+DEFAULT_ROUNDS = 6  # paired t over 6 rounds (df = 5): measured power in docs/speed-gate.md
 MARKER = "ab.json"
 
 # Run `scalebench run` with the side's own package: refuse if another copy was imported.

@@ -36,7 +36,7 @@ from scalebench.results import latest_records, read_manifest, run_dirs
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype", "device")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
-MIN_ROUNDS = 5  # paired rounds from which the across-round test applies (fewer cannot reach p < 0.05)
+MIN_ROUNDS = 3  # paired rounds from which the paired t-test applies (df ≥ 2); fewer: Mann-Whitney on raw samples
 TOLERANCE_COSTS = ("nfe", "flops")  # deterministic: gated by rel_tolerance, no test
 INFO_COSTS = ("peak_mem_bytes",)  # process-wide RSS peak on CPU: shown, never gated
 
@@ -118,7 +118,7 @@ class PooledPoint:
     record: dict[str, Any]  # the latest ok record (or the latest failed one): settings, labels
     runs: list[str] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)  # per-sample seconds (or /calibration)
-    by_run: list[list[float]] = field(default_factory=list)  # the same samples per run, in run order
+    run_latency: list[float] = field(default_factory=list)  # one latency per ok run, in run (round) order
     latency: float = math.nan
     latency_p10: float = math.nan
     latency_p90: float = math.nan
@@ -167,9 +167,11 @@ def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> Poole
         per_sample = (r.get("timing") or {}).get("per_sample_s") or []
         run_samples = [float(t) / scale for t in per_sample if _finite(t)]
         p.samples.extend(run_samples)
-        if run_samples:
-            p.by_run.append(run_samples)
         cost = r.get("cost") or {}
+        if run_samples:
+            p.run_latency.append(statistics.median(run_samples))
+        elif _finite(cost.get("latency_s")):
+            p.run_latency.append(cost["latency_s"] / scale)
         for k in ("latency_s", "latency_p10_s", "latency_p90_s"):
             if _finite(cost.get(k)):
                 fallback[k].append(cost[k] / scale)
@@ -293,23 +295,33 @@ def _ratio(base: float, cand: float) -> float:
     return cand / base
 
 
-def _round_p_values(base_runs: Sequence[Sequence[float]], cand_runs: Sequence[Sequence[float]]
-                    ) -> tuple[float, float]:
-    """One-sided Wilcoxon signed-rank p-values (slower, faster) over per-round log ratios."""
-    from scipy.stats import wilcoxon
+def paired_t(logs: Sequence[float]) -> tuple[float, float, tuple[float, float]]:
+    """One-sided paired t-test on per-round log ratios (df = rounds − 1): (p slower, p faster,
+    95 % interval of the ratio). Round i of A and B ran back to back, so each log ratio carries
+    that moment's load on both sides and the rounds are the independent units."""
+    from scipy.stats import t as student
 
-    logs = [math.log(statistics.median(c) / statistics.median(b)) for b, c in zip(base_runs, cand_runs, strict=True)]
-    if not any(logs):
-        return 1.0, 1.0
-    return (float(wilcoxon(logs, alternative="greater").pvalue),
-            float(wilcoxon(logs, alternative="less").pvalue))
+    n = len(logs)
+    mean = statistics.fmean(logs)
+    sd = statistics.stdev(logs) if n > 1 else math.nan
+    if not sd > 0:  # identical log ratios: no spread to test against
+        p_slow = 0.0 if mean > 0 else 1.0
+        p_fast = 0.0 if mean < 0 else 1.0
+        return p_slow, p_fast, (math.exp(mean), math.exp(mean))
+    se = sd / math.sqrt(n)
+    tstat = mean / se
+    half = float(student.ppf(0.975, n - 1)) * se
+    return (float(student.sf(tstat, n - 1)), float(student.cdf(tstat, n - 1)),
+            (math.exp(mean - half), math.exp(mean + half)))
 
 
 @dataclass(frozen=True)
 class LatencyTest:
     """The latency evidence of one point before the decision: ratio, one-sided p-values, the test.
 
-    `p_slow`/`p_fast` are None when there are not enough samples to test (`note` says why).
+    `p_slow`/`p_fast` are None when there is nothing to test (`note` says why); `p_min` is the
+    smallest one-sided p the test could give with this data (0 for the t-test), which decides
+    whether a slowdown is detectable at all after the correction across points.
     """
 
     ratio: float
@@ -317,66 +329,80 @@ class LatencyTest:
     p_fast: float | None
     test: str
     note: str = ""
+    p_min: float = 1.0
+    ci: tuple[float, float] | None = None  # 95 % interval of the ratio (paired t only)
+    rounds: int = 0
+    samples: tuple[int, int] = (0, 0)
 
     @property
     def tested(self) -> bool:
         return self.p_slow is not None and self.p_fast is not None
 
 
-def latency_test(base: Sequence[float], cand: Sequence[float], alpha: float = DEFAULT_ALPHA,
-                 base_value: float | None = None, cand_value: float | None = None,
-                 base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = ()
-                 ) -> LatencyTest:
+def latency_test(base: Sequence[float], cand: Sequence[float], base_value: float | None = None,
+                 cand_value: float | None = None, base_rounds: Sequence[float] = (),
+                 cand_rounds: Sequence[float] = ()) -> LatencyTest:
     """Ratio and one-sided p-values (slower, faster) of the candidate's latency against the baseline's.
 
-    `base`/`cand` are the pooled raw timing samples: a one-sided Mann-Whitney U test on them
-    is the significance (asv's rule). With as many runs (rounds) on each side,
-    `base_runs`/`cand_runs` (round i of A and B ran back to back), the ratio is the median of
-    the per-round ratios of medians, and with ≥ MIN_ROUNDS of them the slowdown must also be
-    consistent across rounds (one-sided Wilcoxon signed-rank on the per-round log ratios; the
-    point's p-value is the larger of the two): samples within one round share that moment's
-    load, so on a shared machine the raw-sample test alone mistakes a burst of load for a
-    slowdown. With too few raw samples for the exact Mann-Whitney test to reach `alpha`
-    (`min_p_value`), or none, there is no test: "not enough samples".
+    With ≥ MIN_ROUNDS paired rounds (`base_rounds`/`cand_rounds`: one latency per run, round i
+    of A and B ran back to back) the test is a one-sided paired t-test on the per-round log
+    ratios and the ratio is exp(mean log ratio): the rounds, not the raw samples, are the
+    independent units (samples of one round share that moment's load). With fewer rounds the
+    test is a one-sided Mann-Whitney U on the pooled raw per-sample timings `base`/`cand`
+    (asv's rule), whose smallest p is 1/C(n₁+n₂, n₁) (`p_min`).
     """
     b_med = statistics.median(base) if base else base_value
     c_med = statistics.median(cand) if cand else cand_value
     if b_med is None or c_med is None or not (_finite(b_med) and _finite(c_med)):
         return LatencyTest(math.nan, None, None, "none", "no latency on one side")
     ratio = _ratio(b_med, c_med)
-    paired = len(base_runs) == len(cand_runs) >= 2 and all(base_runs) and all(cand_runs)
+    n_rounds = len(base_rounds) if len(base_rounds) == len(cand_rounds) else 0
+    paired = n_rounds >= MIN_ROUNDS and all(_finite(x) and x > 0 for x in (*base_rounds, *cand_rounds))
     if paired:
-        ratio = statistics.median(_ratio(statistics.median(b), statistics.median(c))
-                                  for b, c in zip(base_runs, cand_runs, strict=True))
+        logs = [math.log(c / b) for b, c in zip(base_rounds, cand_rounds, strict=True)]
+        p_slow, p_fast, ci = paired_t(logs)
+        return LatencyTest(math.exp(statistics.fmean(logs)), p_slow, p_fast,
+                           f"paired t over {n_rounds} rounds (df={n_rounds - 1})", p_min=0.0, ci=ci,
+                           rounds=n_rounds, samples=(len(base), len(cand)))
     if not (base and cand):
-        return LatencyTest(ratio, None, None, "none", "not enough samples: no raw timing samples on "
-                           + ("either side" if not (base or cand) else "one side"))
-    if min_p_value(len(base), len(cand)) >= alpha:
-        return LatencyTest(ratio, None, None, "none", f"not enough samples: {len(base)}/{len(cand)} raw timings "
-                           f"cannot reach p < {alpha:g} (Mann-Whitney's smallest p is "
-                           f"{min_p_value(len(base), len(cand)):.2g}); time more repeats or pool more runs")
+        return LatencyTest(ratio, None, None, "none", "no raw timing samples on "
+                           + ("either side" if not (base or cand) else "one side")
+                           + f" and {n_rounds or min(len(base_rounds), len(cand_rounds))} paired round(s)",
+                           rounds=n_rounds)
     from scipy.stats import mannwhitneyu
 
     p_slow = float(mannwhitneyu(cand, base, alternative="greater").pvalue)
     p_fast = float(mannwhitneyu(cand, base, alternative="less").pvalue)
-    test = f"Mann-Whitney n={len(base)}/{len(cand)}"
-    if paired and len(base_runs) >= MIN_ROUNDS:
-        r_slow, r_fast = _round_p_values(base_runs, cand_runs)
-        p_slow, p_fast = max(p_slow, r_slow), max(p_fast, r_fast)  # both tests must agree
-        test += f" + Wilcoxon over {len(base_runs)} rounds"
-    elif paired:
-        test += f", ratio over {len(base_runs)} rounds"
-    return LatencyTest(ratio, p_slow, p_fast, test)
+    return LatencyTest(ratio, p_slow, p_fast, f"Mann-Whitney n={len(base)}/{len(cand)}",
+                       p_min=min_p_value(len(base), len(cand)), rounds=n_rounds, samples=(len(base), len(cand)))
+
+
+def reachable(t: LatencyTest, family: int, correction: str, alpha: float) -> str:
+    """'' when a slowdown at this point alone could reach a corrected p < alpha, else why not.
+
+    The best case is this point holding the smallest p of its family at the test's floor
+    `p_min`; Holm and Benjamini–Hochberg then multiply it by the family size.
+    """
+    if not t.tested:
+        return t.note or "nothing to test"
+    best = t.p_min * (family if correction != "none" else 1)
+    if best < alpha:
+        return ""
+    over = (f" × {family} points ({CORRECTION_NAMES[correction]}) = {min(best, 1):.2g}"
+            if correction != "none" and family > 1 else "")
+    return f"cannot detect a slowdown: {t.test}'s smallest p is {t.p_min:.2g}{over}, not below α = {alpha:g}"
 
 
 def decide_latency(t: LatencyTest, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                   p_slow: float | None = None, p_fast: float | None = None, adjusted: str = "") -> Decision:
+                   p_slow: float | None = None, p_fast: float | None = None, adjusted: str = "",
+                   reach: str = "") -> Decision:
     """Regression iff ratio > 1 + threshold and the slower-p (adjusted, if given) < alpha; the mirror
-    for improvements; "insufficient" when the point could not be tested."""
+    for improvements; "insufficient" when the point cannot be tested or its test cannot reach α
+    (`reach`, from `reachable`)."""
     if not math.isfinite(t.ratio) and not t.tested:
         return Decision("info", t.ratio, test=t.test, note=t.note)
-    if not t.tested:
-        return Decision("insufficient", t.ratio, None, t.test, t.note)
+    if not t.tested or reach:
+        return Decision("insufficient", t.ratio, None, t.test, reach or t.note)
     ps = t.p_slow if p_slow is None else p_slow
     pf = t.p_fast if p_fast is None else p_fast
     assert ps is not None and pf is not None
@@ -400,11 +426,10 @@ def decide_latency(t: LatencyTest, threshold: float = DEFAULT_THRESHOLD, alpha: 
 
 def latency_decision(base: Sequence[float], cand: Sequence[float], threshold: float = DEFAULT_THRESHOLD,
                      alpha: float = DEFAULT_ALPHA, base_value: float | None = None, cand_value: float | None = None,
-                     base_runs: Sequence[Sequence[float]] = (), cand_runs: Sequence[Sequence[float]] = (),
-                     ) -> Decision:
+                     base_runs: Sequence[float] = (), cand_runs: Sequence[float] = ()) -> Decision:
     """One point on its own (no correction across points): `latency_test` then `decide_latency`."""
-    return decide_latency(latency_test(base, cand, alpha, base_value, cand_value, base_runs, cand_runs),
-                          threshold, alpha)
+    t = latency_test(base, cand, base_value, cand_value, base_runs, cand_runs)
+    return decide_latency(t, threshold, alpha, reach=reachable(t, 1, "none", alpha))
 
 
 CORRECTIONS = ("holm", "bh", "none")
@@ -479,6 +504,9 @@ class Row:
     candidate_id: str
     device: str | None = None
     p_raw: float | None = None
+    ratio_ci: tuple[float, float] | None = None  # 95 % interval of the ratio (paired t over rounds only)
+    rounds: int = 0  # paired rounds the latency test used (0: raw samples)
+    samples: tuple[int, int] = (0, 0)  # raw timing samples per side
 
 
 @dataclass
@@ -504,6 +532,27 @@ class CompareReport:
         return [r for r in self.rows if r.verdict == "insufficient"]
 
     @property
+    def latency_points(self) -> int:
+        """Latency rows with a ratio (the points the gate speaks about)."""
+        return sum(1 for r in self.rows if r.metric == "latency_s" and r.verdict != "info")
+
+    @property
+    def undetectable(self) -> str:
+        """One line when some latency point cannot show a slowdown at these settings (else ''):
+        the gate then neither passes nor fails, it says what to change (exit 2)."""
+        few = self.insufficient
+        if not few:
+            return ""
+        rounds = min((r.rounds for r in few), default=0)
+        n = min((min(r.samples) for r in few), default=0)
+        m = max(self.family, 1)
+        need = next(k for k in range(1, 64) if min_p_value(k, k) * (m if self.correction != "none" else 1) < self.alpha)
+        what = f"{rounds} paired round(s) and {n} raw samples per side" if rounds else f"{n} raw samples per side"
+        return (f"cannot detect any slowdown with {what} over {m} point(s) ({len(few)} not testable): use ≥ "
+                f"{MIN_ROUNDS} paired rounds (scalebench ab --rounds, or -b/-c runs in pairs) or ≥ {need} raw "
+                "samples per side")
+
+    @property
     def improvements(self) -> list[Row]:
         return [r for r in self.rows if r.verdict == "improvement"]
 
@@ -513,8 +562,9 @@ class CompareReport:
 
     @property
     def exit_code(self) -> int:
-        """1 on a regression (or a point that fails only in the candidate), else 0."""
-        return 1 if self.regressed else 0
+        """1 on a regression (or a point that fails only in the candidate); else 2 when some latency
+        point cannot detect a slowdown (`undetectable`); else 0."""
+        return 1 if self.regressed else 2 if self.undetectable else 0
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -526,7 +576,8 @@ class CompareReport:
             "threshold": self.thresholds.default,
             "thresholds": [{"generator": p, "threshold": v} for p, v in self.thresholds.rules],
             "normalize": self.normalize, "latency_unit": "calibration units" if self.normalize else "s/sample",
-            "verdict": "regression" if self.regressed else "ok", "exit_code": self.exit_code,
+            "verdict": "regression" if self.regressed else "undetectable" if self.undetectable else "ok",
+            "exit_code": self.exit_code, "undetectable": self.undetectable or None,
             "matched": self.matched, "regressions": len(self.regressions), "improvements": len(self.improvements),
             "rows": [{k: clean(v) for k, v in asdict(r).items()} for r in self.rows],
             "unmatched": [asdict(u) for u in self.unmatched],
@@ -534,7 +585,7 @@ class CompareReport:
 
 
 _MD_MARKS = {"regression": "❌ regression", "failed": "❌ failed", "improvement": "✅ improvement", "ok": "ok",
-             "info": "info", "insufficient": "⚠️ not enough samples"}
+             "info": "info", "insufficient": "⚠️ cannot test"}
 CORRECTION_NAMES = {"holm": "Holm–Bonferroni", "bh": "Benjamini–Hochberg", "none": "no correction"}
 
 
@@ -556,11 +607,12 @@ def to_markdown(report: CompareReport) -> str:
             return "—"
         return f"{v * scale:.4g} {unit}" if metric == "latency_s" else f"{v:.4g}"
 
-    head = "❌ regression" if report.regressed else "✅ no regression"
+    head = ("❌ regression" if report.regressed else "⚠️ cannot detect a slowdown" if report.undetectable
+            else "✅ no regression")
     lines = [f"### scalebench speed gate: {head}", "",
              f"{report.matched} points; threshold {report.thresholds.describe()}, "
              f"{describe_correction(report.correction, report.family, report.alpha)}"
-             + (f"; {len(report.insufficient)} with not enough samples" if report.insufficient else "")
+             + (f"; {report.undetectable}" if report.undetectable else "")
              + (", latencies normalized by calibration" if report.normalize else ""), "",
              "| point | metric | baseline | candidate | ratio | p (adj.) | verdict | note |",
              "|---|---|---:|---:|---:|---:|---|---|"]
@@ -600,13 +652,15 @@ def compare_matched(m: Match, thresholds: Thresholds, alpha: float) -> list[Row]
     """The rows of one matched point on its own (latency not corrected across points)."""
     rows, test, thr = _matched_rows(m, thresholds, alpha)
     if test is not None:
-        rows[0] = _latency_row(m, rows[0], decide_latency(test, thr, alpha))
+        rows[0] = _latency_row(m, rows[0], decide_latency(test, thr, alpha, reach=reachable(test, 1, "none", alpha)),
+                               test)
     return rows
 
 
-def _latency_row(m: Match, placeholder: Row, d: Decision) -> Row:
+def _latency_row(m: Match, placeholder: Row, d: Decision, t: LatencyTest) -> Row:
     row = _row(m, "latency_s", m.baseline.latency, m.candidate.latency, d, placeholder.threshold)
-    return Row(**{**asdict(row), "note": "; ".join(filter(None, [d.note, placeholder.note]))})
+    return Row(**{**asdict(row), "note": "; ".join(filter(None, [d.note, placeholder.note])),
+                  "ratio_ci": t.ci, "rounds": t.rounds, "samples": t.samples})
 
 
 def _matched_rows(m: Match, thresholds: Thresholds, alpha: float) -> tuple[list[Row], LatencyTest | None, float]:
@@ -623,7 +677,7 @@ def _matched_rows(m: Match, thresholds: Thresholds, alpha: float) -> tuple[list[
         return [_row(m, "status", None, None, Decision("improvement", math.nan, note=f"failed in the baseline: {err}"),
                      None)], None, math.nan
     thr = thresholds.for_generator(str(b.record.get("generator")))
-    test = latency_test(b.samples, c.samples, alpha, b.latency, c.latency, b.by_run, c.by_run)
+    test = latency_test(b.samples, c.samples, b.latency, c.latency, b.run_latency, c.run_latency)
     partial = [f"{s.ok_runs}/{len(s.runs)} runs ok in the {name}" for name, s in (("baseline", b), ("candidate", c))
                if s.ok_runs < len(s.runs)]
     rows = [_row(m, "latency_s", b.latency, c.latency, Decision("info", test.ratio, note="; ".join(partial)), thr)]
@@ -690,7 +744,9 @@ def compare_runs(baseline: str | Path | Sequence[str | Path], candidate: str | P
     for i, (m, mrows, test, thr) in enumerate(per_match):
         if test is not None:
             ps, pf = adjusted.get(i, (None, None))
-            mrows[0] = _latency_row(m, mrows[0], decide_latency(test, thr, alpha, ps, pf, label if i in adjusted else ""))
+            reach = reachable(test, len(tested), correction, alpha)
+            mrows[0] = _latency_row(m, mrows[0], decide_latency(test, thr, alpha, ps, pf, label if i in adjusted else "",
+                                                                reach), test)
         rows += mrows
     return CompareReport(baseline=[str(p) for p in b_paths], candidate=[str(p) for p in c_paths],
                          thresholds=thresholds, alpha=alpha, normalize=normalize, rows=rows,

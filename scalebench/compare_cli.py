@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MARKS = {"regression": "[bold red]✗ regression[/]", "failed": "[bold red]✗ failed[/]",
          "improvement": "[bold green]✓ improvement[/]", "ok": "[green]ok[/]", "info": "[dim]info[/]",
-         "insufficient": "[yellow]? not enough samples[/]"}
+         "insufficient": "[yellow]? cannot test[/]"}
 ThresholdOpt = Annotated[list[str] | None, typer.Option(
     "--threshold", "-t", help="latency ratio threshold: '15%' sets the default (10%), "
     "'gpt*=5%' one for generators matching the glob; repeatable, the last matching rule wins")]
@@ -95,10 +95,13 @@ def _print_report(report: CompareReport, as_json: bool, show_all: bool, markdown
             t.add_row(u.side, u.point, u.point_id, u.reason)
         console.print(t)
     n_reg, n_imp = len(report.regressions), len(report.improvements)
+    if not report.regressed and report.undetectable:  # exit 2: neither a pass nor a fail
+        console.print(f"[bold yellow]CANNOT DETECT[/]: {escape(report.undetectable)}", highlight=False)
+        return
     verdict = "[bold red]REGRESSION[/]" if report.regressed else "[bold green]OK[/]"
     n_few = len(report.insufficient)
     console.print(f"{verdict}: {report.matched} points compared, {n_reg} regression(s), {n_imp} improvement(s), "
-                  + (f"[yellow]{n_few} with not enough samples (not decided)[/], " if n_few else "")
+                  + (f"[yellow]{n_few} cannot be tested[/], " if n_few else "")
                   + f"{len(report.unmatched)} unmatched")
 
 
