@@ -14,188 +14,12 @@ from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
 from scalebench.report.table import primary_metric, scalability_table
 from scalebench.report.tablefmt import markdown_table, render_terminal_table, table_display
-from scalebench.report.trend import (
-    FIXED,
-    FLAT,
-    IMPROVES,
-    INCONCLUSIVE,
-    ONE_SEED,
-    SIGN_TEST,
-    T_TEST,
-    DecisionRule,
-    Floor,
-    judge_axis,
-    sign_test,
-    spearman,
-    t_test,
-)
+from scalebench.verdict.decide import AT_FLOOR, FIXED, FLAT, IMPROVES, INCONCLUSIVE, WORSE, DecisionRule
+from scalebench.verdict.words import describe
 from scalebench.results import load_results
 from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 K = [1, 2, 5, 10, 20, 50]
-RNG = np.random.default_rng(7)
-
-
-def seeds_matrix(curve: list[float], n_seeds: int = 3, sd: float = 0.0, rng=RNG) -> np.ndarray:
-    return np.asarray(curve)[None, :] + rng.normal(0, sd, size=(n_seeds, len(curve)))
-
-
-# --- the rule on constructed curves ------------------------------------------------------
-
-def judge(values, q, better="lower", rule=DecisionRule(), min_effect=0.10, floor=None):
-    return judge_axis(values, q, better, rule, min_effect=min_effect, floor=floor)
-
-
-def test_clearly_improving_curve_improves_by_t_test_with_few_seeds():
-    q = seeds_matrix([80, 60, 40, 25, 15, 10], sd=1.0)
-    ev = judge(K, q)
-    assert ev.verdict == IMPROVES, ev.reason
-    assert ev.rel > 0.8 and ev.rho > 0.9 and ev.n_seeds == 3 and ev.p_up < 1e-3
-    assert ev.test.startswith(T_TEST) and "df=2" in ev.test and ev.test in ev.reason
-    assert (ev.lo, ev.hi, ev.end_at) == (1, 50, 20) and ev.conclusive
-
-
-def test_five_or_more_seeds_use_the_exact_sign_test():
-    q = seeds_matrix([80, 60, 40, 25, 15, 10], n_seeds=6, sd=1.0)
-    ev = judge(K, q)
-    assert ev.verdict == IMPROVES and ev.test == f"{SIGN_TEST} (6 seeds)"
-    assert ev.p_up == pytest.approx(1 / 64)  # every seed above the minimum effect
-    assert DecisionRule().sign_min_seeds == 5 and DecisionRule(alpha=0.01).sign_min_seeds == 7
-
-
-def test_sign_test_and_t_test_p_values():
-    assert sign_test([0.2, 0.3, 0.1, 0.4, 0.2]) == (pytest.approx(1 / 32), pytest.approx(1.0))
-    assert sign_test([0.2, -0.3, 0.1, 0.4, 0.2, 0.0])[0] == pytest.approx(6 / 32)  # 4 of 5 nonzero: (5+1)/32
-    from scipy.stats import ttest_1samp
-
-    d = [0.3, 0.1, 0.25]
-    up, down = t_test(d)
-    assert up == pytest.approx(ttest_1samp(d, 0, alternative="greater").pvalue)
-    assert down == pytest.approx(ttest_1samp(d, 0, alternative="less").pvalue)
-    assert all(math.isnan(p) for p in t_test([0.2, 0.2]))  # no spread: no test
-
-
-def test_forcing_the_sign_test_with_four_seeds_is_inconclusive():
-    q = seeds_matrix([80, 60, 40, 25, 15, 10], n_seeds=4, sd=1.0)
-    assert judge(K, q).verdict == IMPROVES  # auto: t-test
-    ev = judge(K, q, rule=DecisionRule(test="sign"))
-    assert ev.verdict == INCONCLUSIVE and "needs ≥ 5" in ev.reason and ev.p_up == pytest.approx(1 / 16)
-
-
-def test_flat_noisy_curve_is_not_improves():
-    q = seeds_matrix([30.0] * 6, n_seeds=4, sd=2.0, rng=np.random.default_rng(1))
-    ev = judge(K, q)
-    assert ev.verdict == FLAT and ev.p_down < 0.05 and "significantly below" in ev.reason
-    q = seeds_matrix([30.0] * 6, n_seeds=3, sd=2.0, rng=np.random.default_rng(0))
-    ev = judge(K, q)  # same truth, other noise: the test cannot tell, and says so
-    assert ev.verdict == INCONCLUSIVE and "within the noise" in ev.reason
-
-
-def test_small_consistent_gain_below_the_minimum_effect_is_no_gain():
-    q = seeds_matrix([30, 29.8, 29.5, 29.3, 29.0, 28.5], sd=0.05)
-    ev = judge(K, q)
-    assert 0 < ev.rel < 0.10
-    assert ev.verdict == FLAT and "(min 10%)" in ev.reason
-
-
-def test_minimum_effect_comes_from_the_caller_not_a_global_ten_percent():
-    q = seeds_matrix([30, 29, 28, 27, 26.5, 26], sd=0.05)  # +12.5 %
-    assert judge(K, q, min_effect=0.10).verdict == IMPROVES
-    assert judge(K, q, min_effect=0.20).verdict == FLAT  # kid's declared tolerance is 20 %
-    assert judge(K, q, min_effect=0.20, rule=DecisionRule(min_effect=0.05)).verdict == IMPROVES  # override
-    with pytest.raises(ValueError, match="rel_tolerance"):
-        judge_axis(K, q, "lower")
-
-
-def test_two_seeds_with_a_modest_effect_are_inconclusive():
-    q = seeds_matrix([36, 33, 31, 30, 30, 30], n_seeds=2, sd=2.5, rng=np.random.default_rng(1))
-    ev = judge(K, q)
-    assert ev.verdict == INCONCLUSIVE and not ev.conclusive
-    assert "2 seeds, df=1" in ev.reason and "within the noise" in ev.reason
-
-
-def test_single_value_is_fixed():
-    ev = judge([1], np.array([[40.0], [41.0]]))
-    assert ev.verdict == FIXED and "one value" in ev.reason and ev.conclusive
-
-
-def test_improves_then_saturates_improves():
-    curve = [60, 30, 12, 10, 10.3, 9.9]  # last point wobbles above the best
-    ev = judge(K, seeds_matrix(curve, sd=0.4))
-    assert ev.verdict == IMPROVES, ev.reason
-    assert ev.q_end == pytest.approx(np.mean(seeds_matrix(curve, sd=0.0)[:, -2:]), abs=0.5)
-
-
-def test_getting_worse_is_no_gain():
-    ev = judge(K, seeds_matrix([10, 12, 15, 20, 30, 40], sd=0.5))
-    assert ev.verdict == FLAT and ev.rel < 0
-
-
-def test_direction_comes_from_better():
-    rising = seeds_matrix([0.2, 0.4, 0.6, 0.75, 0.85, 0.9], sd=0.01)
-    assert judge(K, rising, "higher").verdict == IMPROVES
-    assert judge(K, rising, "lower").verdict == FLAT
-    with pytest.raises(ValueError, match="better"):
-        judge(K, rising, "up")
-
-
-def test_one_seed_without_a_floor_is_inconclusive_however_large():
-    ev = judge(K, np.asarray([[80, 60, 40, 25, 15, 10]]))
-    assert ev.verdict == INCONCLUSIVE and "1 seed" in ev.reason and ev.test == "none"
-
-
-def test_one_seed_with_a_floor_needs_a_margin_of_ten_floor_sds():
-    floor = Floor(0.87, 0.05)
-    huge = judge(K, np.asarray([[80, 60, 40, 25, 15, 10]]), floor=floor)
-    assert huge.verdict == IMPROVES and huge.test.startswith(ONE_SEED)
-    # 4.0 → 3.5 is +12.5 %, 0.1 above the 10 % minimum (0.4), but 10 floor sd = 0.5: cannot tell
-    small = judge(K, np.asarray([[4.0, 3.9, 3.8, 3.6, 3.5, 3.5]]), floor=floor)
-    assert small.verdict == INCONCLUSIVE and "floor sd" in small.reason
-    flat = judge(K, np.asarray([[30.0, 30.2, 29.9, 30.1, 30.0, 30.0]]), floor=floor)
-    assert flat.verdict == FLAT  # 3.0 short of the minimum effect, ≫ 10 floor sd
-    zigzag = judge(K, np.asarray([[60, 5, 8, 70, 65, 20]]), floor=floor)  # +29 % start → end, but ρ < 0
-    assert zigzag.verdict == INCONCLUSIVE and "ρ" in zigzag.reason
-
-
-def test_a_curve_inside_the_floor_band_is_inconclusive():
-    floor = Floor(0.87, 0.05)  # band 0.77 … 0.97
-    q = seeds_matrix([0.95, 0.8, 0.7, 0.65, 0.62, 0.6], n_seeds=6, sd=0.005)
-    plain = judge(K, q)
-    assert plain.verdict == IMPROVES  # without the floor: a 35 % "win"
-    ev = judge(K, q, floor=floor)
-    assert ev.verdict == INCONCLUSIVE and "data floor" in ev.reason and ev.at_floor == "both"
-    assert ev.rel == pytest.approx(0.0) and (ev.floor, ev.floor_sd) == (0.87, 0.05)
-
-
-def test_the_gain_counts_only_down_to_the_floor_band():
-    floor = Floor(0.87, 0.05)
-    big = judge(K, seeds_matrix([130, 40, 8, 2, 0.7, 0.5], sd=0.05), floor=floor)
-    assert big.verdict == IMPROVES and big.at_floor == "end"
-    assert big.rel == pytest.approx((130 - 0.97) / 130, abs=1e-3)  # end clipped at the band's top
-    near = judge(K, seeds_matrix([1.02, 0.95, 0.8, 0.7, 0.6, 0.5], sd=0.002), floor=floor)
-    assert near.verdict == INCONCLUSIVE and "reaches the data floor" in near.reason  # 1.02 → 0.97: +5 %
-    worse = judge(K, seeds_matrix([0.9, 0.95, 1.5, 2.0, 3.0, 4.0], sd=0.01), floor=floor)
-    assert worse.verdict == FLAT and worse.at_floor == "start"  # starts at the floor, then gets worse
-
-
-def test_the_floor_raises_the_minimum_effect():
-    floor = Floor(10.0, 1.5)  # band half-width 3 = 15 % of a start of 20
-    q = seeds_matrix([20, 19, 18.5, 18, 17.5, 17.4], n_seeds=6, sd=0.01)  # +13 %, all above 13 (band top)
-    assert judge(K, q).verdict == IMPROVES
-    ev = judge(K, q, floor=floor)
-    assert ev.min_effect == pytest.approx(0.15, rel=1e-3) and ev.verdict == FLAT
-
-
-def test_missing_points_and_two_values():
-    q = np.array([[50.0, 10.0], [np.nan, 11.0], [52.0, np.nan], [51.0, 10.5]])
-    ev = judge([4, 64], q)
-    assert ev.values == (4, 64) and ev.n_seeds == 2  # seeds missing an end do not enter the test
-    assert ev.verdict == IMPROVES, ev.reason
-
-
-def test_spearman_matches_definition():
-    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
-    assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
 
 
 # --- the table from records ---------------------------------------------------------------
@@ -215,15 +39,17 @@ def test_table_cells_match_the_constructed_zoo(zoo):
                                                              "both-outer-S", "both-outer-K"].index)
     ebm = t[t["generator"] == "ebm"].iloc[0]
     assert ebm["agrees"] == "no (K)" and ebm["seed_K"] == "scales"  # a conclusive disagreement
-    cm = t[t["generator"] == "cm"].iloc[0]  # inside the floor band: not counted either way
-    assert cm["agrees"] == "? (K inconclusive)" and cm["K_at_floor"] == "both"
+    cm = t[t["generator"] == "cm"].iloc[0]  # starts inside the floor margin: not counted either way
+    assert cm["agrees"] == "? (K at floor)" and cm["K_start_at_floor"]
     assert (cm["floor"], cm["floor_sd"]) == pytest.approx((0.87, 0.05))
     diff = t[t["generator"] == "diffusion"].iloc[0]
-    assert diff["floor"] == pytest.approx(0.87) and diff["K_at_floor"] == "" and diff["K_min_effect"] == pytest.approx(0.10)
+    assert diff["floor"] == pytest.approx(0.87) and not diff["K_start_at_floor"]
+    assert diff["K_min_effect"] == pytest.approx(0.10)
+    assert "Benjamini–Hochberg" in t.attrs["header"] and t.attrs["hypotheses"] >= 8
     mar = t[t["generator"] == "mar"].iloc[0]
     assert mar["S_at"] == "K=16" and mar["K_at"] == "S=16" and mar["agrees"] == "yes"
     gpt = t[t["generator"] == "gpt"].iloc[0]
-    assert gpt["S_lo"] == 1 and gpt["S_hi"] == 64 and gpt["S_n_seeds"] == 3  # the failed seed-99 point is ignored
+    assert gpt["S_lo"] == 1 and gpt["S_hi"] == 64 and gpt["S_n"] == 3  # the failed seed-99 point is ignored
 
 
 def test_primary_metric_defaults_to_fid_then_first_quality(zoo, tmp_path):
@@ -240,7 +66,7 @@ def test_higher_is_better_metric_through_the_table(tmp_path):
                          metric="diversity")
     t = scalability_table(load_results(write_run(tmp_path / "r", recs)), metric="diversity")
     row = t.iloc[0]
-    assert row["better"] == "higher" and row["K"] == IMPROVES and row["K_rel"] > 0
+    assert row["better"] == "higher" and row["K"] == IMPROVES and row["K_effect"] > 0
 
 
 def test_card_fixed_axis_is_dash(tmp_path):
@@ -269,7 +95,7 @@ def test_agreement_uses_only_conclusive_cells(tmp_path):
     t = scalability_table(load_results(write_run(tmp_path / "r", two_seeds + worse)), cards={})
     rows = {r.generator: r for r in t.itertuples()}
     assert rows["d2"].K == INCONCLUSIVE and rows["d2"].agrees == "? (K inconclusive)"  # not a disagreement
-    assert rows["d3"].K == FLAT and rows["d3"].agrees == "no (K)"  # refinement per the seed, but worse
+    assert rows["d3"].K == WORSE and rows["d3"].agrees == "no (K)"  # refinement per the seed, but worse
 
 
 @pytest.mark.parametrize("column, value", [("n", 128), ("device", "cuda"), ("dtype", "bfloat16"),
@@ -311,9 +137,9 @@ def test_markdown_and_terminal_renderings(zoo):
     console = Console(record=True, width=320)
     console.print(render_terminal_table(t, evidence=True))
     text = console.export_text()
-    assert XSS in text and "▲ improves" in text and "? inconclusive" in text  # literal, not parsed as markup
+    assert XSS in text and "▲ improves" in text and "▼ worse" in text  # literal, not parsed as markup
     assert not EMOJI.search(text) and not EMOJI.search(md)
-    assert "exact sign test" in DecisionRule().describe() and "t-test" in DecisionRule().describe()
+    assert "Benjamini–Hochberg" in md and "t-interval" in describe(DecisionRule())
 
 
 def test_report_files_and_escaping(zoo, tmp_path):
@@ -327,9 +153,10 @@ def test_report_files_and_escaping(zoo, tmp_path):
     assert html.escape(XSS) in page
     assert '<meta http-equiv="Content-Security-Policy"' in page and html.escape("default-src 'none'") in page
     csv = pd.read_csv(tmp_path / "rep" / "table.csv")
-    assert {"generator", "S", "K", "S_rel", "K_test", "K_p_up", "K_p_down", "K_min_effect", "K_rho", "agrees",
-            "floor", "floor_sd", "K_at_floor"} <= set(csv.columns)
-    assert set(csv["K"]) == {"fixed", "improves", "no gain", "inconclusive"}  # words in the CSV, not marks
+    assert {"generator", "S", "K", "S_effect", "K_effect_lo", "K_effect_hi", "K_test", "K_p_up", "K_p_down",
+            "K_p_equiv", "K_p_floor", "K_p_adj", "K_min_effect", "K_rho", "agrees", "floor", "floor_sd",
+            "K_start_at_floor"} <= set(csv.columns)
+    assert set(csv["K"]) == {"fixed", "improves", "worse", "at floor"}  # words in the CSV, not marks
     assert (tmp_path / "rep" / "table.md").read_text().startswith("Quality metric")
     # top-down: table, then the main charts, then more, then samples, then the provenance, collapsed
     order = [page.index(x) for x in ('id="scalability-table"', 'id="chart-quality_vs_K"', 'id="chart-sk_heatmap"',
@@ -339,9 +166,9 @@ def test_report_files_and_escaping(zoo, tmp_path):
     assert "<h2>Provenance" not in page
     ours = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # the page without the inlined plotly.js
     assert not EMOJI.search(ours), EMOJI.findall(ours)
-    assert '<td class="v v-yes">▲ improves</td>' in ours and '<td class="v v-unsure">? inconclusive</td>' in ours
-    assert '<td class="v v-no">■ no gain</td>' in ours and "0.87 ± 0.05" in ours
-    assert "exact sign test" in ours  # the rule names its tests
+    assert '<td class="v v-yes">▲ improves</td>' in ours and '<td class="v v-floor">● at floor</td>' in ours
+    assert '<td class="v v-worse">▼ worse</td>' in ours and "0.87 ± 0.05" in ours
+    assert "Benjamini–Hochberg" in ours and "TOST" in ours  # the rule names its error control and tests
 
 
 # --- charts ---------------------------------------------------------------------------------
@@ -402,7 +229,7 @@ def test_both_axes_rows_show_the_verdict_at_every_value_of_the_other_axis(zoo, t
     assert mar["K_pattern"] == "S=1:improves,S=4:improves,S=16:improves"
     assert t[t["generator"] == "gpt"].iloc[0]["S_pattern"] == ""  # one axis varied: no pattern
     shown = table_display(t).set_index("generator").loc["mar", "S evidence"]
-    assert "at every value: K=1 ▲, K=4 ▲, K=16 ▲" in shown
+    assert "at every value (raw p): K=1 ▲, K=4 ▲, K=16 ▲" in shown
     # K helps only where S is small: the pattern shows it though the table's slice (S=16) does not
     recs = [make_record("m", S, Kv, s, {"fid": 5 + (40 / math.sqrt(Kv) if S == 1 else 0) + 0.05 * s},
                         category="both-outer-S") for s in (0, 1, 2) for S in (1, 16) for Kv in (1, 4, 16)]

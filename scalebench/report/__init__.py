@@ -2,7 +2,6 @@
 
 Modules (import the one you need; this package imports nothing heavy so the CLI stays fast):
 
-- `trend`    — the decision rule for one axis of one method (sign test / t-test over seeds, data floor, Spearman)
 - `table`    — `scalability_table(df)`: the rule applied to every generator × sampler
 - `tablefmt` — the table as display strings, Markdown and a rich Table
 - `charts`   — one Plotly figure per view of the tidy results

@@ -20,11 +20,12 @@ def table_cmd(
     wide: Annotated[bool, typer.Option("--wide", help="evidence as table columns instead of lines below")] = False,
     csv: Annotated[Path | None, typer.Option("--csv", help="also write the full table (all evidence numbers) as CSV")] = None,
 ) -> None:
-    """Print the measured 2-axis scalability table (▲ improves, ■ no gain, ? inconclusive, — fixed)."""
+    """Print the measured 2-axis scalability table (▲ improves, ▼ worse, ■ no gain, ● at floor, ? inconclusive)."""
 
     from scalebench.report.table import known_cards, scalability_table
     from scalebench.report.tablefmt import markdown_table, render_terminal_evidence, render_terminal_table
-    from scalebench.report.trend import DecisionRule
+    from scalebench.verdict.decide import DecisionRule
+    from scalebench.verdict.words import describe
     from scalebench.results import load_results
 
     df = load_results(results)
@@ -35,7 +36,7 @@ def table_cmd(
         console.print(render_terminal_table(table, evidence=wide))
         if not wide:
             console.print(render_terminal_evidence(table))
-        console.print(DecisionRule().describe(), markup=False, highlight=False, style="dim")
+        console.print(describe(DecisionRule()), markup=False, highlight=False, style="dim")
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(csv, index=False)

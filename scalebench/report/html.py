@@ -27,8 +27,9 @@ from scalebench.atomic import atomic_write_text
 from scalebench.report import charts
 from scalebench.report.table import TABLE_COLUMNS, known_cards, quality_metrics, scalability_table
 from scalebench.report.tablefmt import DISPLAY_COLUMNS, KINDS, LABELS, markdown_table, table_display
-from scalebench.report.trend import DecisionRule
 from scalebench.results import load_results, read_manifest, run_dirs
+from scalebench.verdict.decide import DecisionRule
+from scalebench.verdict.words import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard
@@ -183,11 +184,11 @@ table.grid th,table.grid td{border:1px solid #ddd;padding:4px 6px;vertical-align
 table.grid thead th{background:#f4f4f4;position:sticky;top:0}
 tr.group th{background:#eef3fb;text-transform:uppercase;letter-spacing:.04em;font-size:12px}
 td.v{text-align:center;white-space:nowrap;font-weight:600}td.v-yes{background:#e3f5e1;color:#176b1d}
-td.v-no{background:#fbe3e3;color:#a11}td.v-unsure{background:#fff3cd;color:#8a5a00}
+td.v-no{background:#fbe3e3;color:#a11}td.v-worse{background:#f6c9c9;color:#800}td.v-floor{background:#e0f0fa;color:#0b5a7a}td.v-unsure{background:#fff3cd;color:#8a5a00}
 td.v-fixed,td.v-nodata{color:#666}td.v.seed{background:none;font-weight:500}td.floor{white-space:nowrap}td.evidence{font-size:12px;color:#444;max-width:420px}
 td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}td.unsure{color:#8a5a00}
 .legend span{white-space:nowrap;margin-right:10px;font-weight:600}.legend .v-yes{color:#176b1d}
-.legend .v-no{color:#a11}.legend .v-unsure{color:#8a5a00}.legend .v-fixed{color:#666}
+.legend .v-no{color:#a11}.legend .v-worse{color:#800}.legend .v-floor{color:#0b5a7a}.legend .v-unsure{color:#8a5a00}.legend .v-fixed{color:#666}
 details#provenance{margin-top:32px}details#provenance>summary{font-size:1.3em;font-weight:600;cursor:pointer}
 table.kv th{text-align:right;padding-right:10px;color:#555;font-weight:500}table.kv td{font-family:ui-monospace,monospace}
 .run{display:inline-block;vertical-align:top;margin:0 24px 12px 0}
@@ -212,13 +213,11 @@ _KIND_OF_LABEL = {lab: KINDS[v] for v, lab in LABELS.items()}
 
 
 def _legend_html() -> str:
-    from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE
+    from scalebench.verdict.words import LABELS as VERDICT_LABELS
+    from scalebench.verdict.words import MEANINGS
 
-    items = [(IMPROVES, "better by at least the metric's minimum effect, shown by a test over seeds"),
-             (FLAT, "significantly less than that: flat or worse"),
-             (INCONCLUSIVE, "cannot tell: too few seeds, within the noise, or at the data floor"),
-             (FIXED, "the axis is fixed for this method")]
-    return "".join(f'<span class="v-{KINDS[v]}">{esc(LABELS[v])}</span>{esc(text)}. ' for v, text in items)
+    return "".join(f'<span class="v-{KINDS[v]}">{esc(VERDICT_LABELS[v])}</span>{esc(MEANINGS[v])}. '
+                   for v in VERDICT_LABELS)
 
 
 def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapping[str, dict[str, Any]],
@@ -246,11 +245,13 @@ def render_html(table_df: pd.DataFrame, chart_list: list[Chart], manifests: Mapp
                   if len(table_df) else "A speed-only run: latency per sample, log–log.")
     if len(table_df):
         table_block = f"""<p class="note">Quality metric <b>{esc(metric)}</b> ({esc(better)} is better).
-Seed columns: the seed document's classification of the family; <i>agrees</i> compares only the conclusive
-cells with it. Methods varying both axes are judged at the other axis's largest value (see the evidence).</p>
+{esc(str(table_df.attrs.get("header", "")))}
+Seed columns: the seed document's classification of the family; <i>agrees</i> compares only the cells that
+speak to scaling (▲, ▼, ■, —) with it. Methods varying both axes are judged at the other axis's largest value
+(see the evidence).</p>
 <p class="legend note">{_legend_html()}</p>
 {_table_html(table_df)}
-<details><summary>How the verdicts are decided</summary><p class="note">{esc(rule.describe())}</p></details>"""
+<details><summary>How the verdicts are decided</summary><p class="note">{esc(describe(rule))}</p></details>"""
     else:
         table_block = f'<p id="no-table">{esc(NO_TABLE)}</p>'
     table_block += _args_html(df)

@@ -1,30 +1,26 @@
 """The measured 2-axis scalability table: the seed's table, derived from results instead of asserted.
 
 One row per dataset × generator × sampler, ordered by the seed's five categories. For each
-axis (S, K) the cell is one of (by the rule in `scalebench.report.trend`)
-
-- "improves": quality improves with more steps by at least the metric's minimum effect (a test says so),
-- "no gain": the axis was varied and quality significantly does not improve by that much (flat or worse),
-- "inconclusive": neither can be shown (too few seeds, within the noise, or at the data floor),
-- "fixed": the axis is fixed for this method (the card says so, or one value was measured),
-- "no data": no finite value of the metric for this method.
+axis (S, K) the cell is a verdict of `scalebench.verdict`: ▲ improves, ▼ worse, ■ no gain,
+● at floor, ? inconclusive, — fixed (the card says so, or one value was measured), · no data.
+Every test the table makes forms one family, adjusted together (`DecisionRule.correction`,
+Benjamini–Hochberg by default); `table.attrs["header"]` says so and what a replicate is.
 
 The primary quality metric is "fid" where present, else the first quality metric of
 `METRICS` present in the results; its direction of "better" comes from `METRICS`.
 
 Methods varying both axes: each axis is judged at the *largest* value of the other axis at
-which the judged axis was measured at two or more values (normally the largest value of the
-grid, where the other axis is least a bottleneck); the slice is recorded in `S_at`/`K_at`, and the verdict at every other value of the other axis in
-`S_pattern`/`K_pattern` (e.g. "K=1:no gain,K=20:improves").
-Only points with status "ok" count; duplicates of a point (same S, K, seed in several runs)
-are averaged, and a method whose points differ in n, dtype, device or dataset is refused
-(ValueError naming the column). The minimum effect is the metric's declared `rel_tolerance`;
-the data floor comes from the records' `metrics["<metric>_floor"]` and
-`metrics["<metric>_floor_sd"]` (see FLOOR_SUFFIX). The seed's classification (from `category`
-via SEED_CATEGORIES) sits beside the measured cells, and `agrees` compares only conclusive
-cells: "improves" matches "scales", "no gain" and "fixed" match "does not scale"; an
-inconclusive cell makes `agrees` "? (…)" unless another cell already disagrees; a card's
-outer loop must match the seed's for "both" rows.
+which the judged axis was measured at two or more values; the slice is recorded in `S_at`/`K_at`,
+and the verdict at every other value of the other axis (raw, unadjusted p) in `S_pattern`/`K_pattern`.
+Only points with status "ok" count; a replicate is a (checkpoint `replicate`, sampling `seed`)
+pair, duplicates of one are averaged, and a method whose points differ in n, dtype, device or
+dataset is refused (naming the column). The minimum effect is the metric's declared
+`rel_tolerance`; the data floor comes from the records' `metrics["<metric>_floor"]` and
+`metrics["<metric>_floor_sd"]`. The seed's classification (from `category` via SEED_CATEGORIES)
+sits beside the measured cells, and `agrees` compares only cells that speak to scaling:
+"improves" matches "scales"; "no gain", "worse" and "fixed" match "does not scale"; "at floor"
+and "inconclusive" make `agrees` "? (…)" unless another cell already disagrees; a card's outer
+loop must match the seed's for "both" rows.
 """
 
 from __future__ import annotations
@@ -38,15 +34,20 @@ import pandas as pd
 from scalebench.api import SEED_CATEGORIES
 from scalebench.errors import ResultsError, UsageError
 from scalebench.metrics import METRICS
-from scalebench.report.trend import CONCLUSIVE, FIXED, IMPROVES, NO_DATA, AxisEvidence, DecisionRule, Floor, judge_axis
+from scalebench.verdict.decide import FIXED, FLAT, IMPROVES, NO_DATA, WORSE, DecisionRule, decide, decide_all
+from scalebench.verdict.stats import AxisEffect, Floor, axis_effect
+from scalebench.verdict.words import header, reason
 
 if TYPE_CHECKING:  # pragma: no cover
     from scalebench.api import MethodCard
 
 AXES = ("S", "K")
 KEYS = ["dataset", "generator", "sampler"]
-EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "q_lo", "q_hi", "end_at", "q_end", "rel", "min_effect", "test",
-                   "p_up", "p_down", "rho", "n_seeds", "at_floor", "reason"]
+EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "end_at", "q_lo", "q_hi", "q_end", "n", "scale", "effect",
+                   "effect_lo", "effect_hi", "min_effect", "p_up", "p_down", "p_equiv", "p_floor", "floor_margin",
+                   "start_at_floor", "test", "p_adj", "rho", "reason"]
+# cells that speak to the seed's "scales" / "does not scale"
+SCALING, NOT_SCALING = (IMPROVES,), (FLAT, WORSE, FIXED)
 CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
 TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
                  "seed_S", "seed_K", "seed_outer", "agrees", "floor", "floor_sd"] + [
@@ -154,37 +155,36 @@ def _first(s: pd.Series) -> Any:
     return s.iloc[0] if len(s) else None
 
 
-def _judge(points: pd.DataFrame, axis: str, other: str, better: str, rule: DecisionRule,
-           fixed_by_card: bool, min_effect: float, floor: Floor | None) -> tuple[AxisEvidence, str]:
-    """Evidence for `axis` of one method; `points` has columns S, K, seed, value."""
-    fl = (floor.mean, floor.sd) if floor is not None else (np.nan, np.nan)
-    if fixed_by_card:
-        vals = tuple(sorted(int(v) for v in points[axis].unique()))
-        return AxisEvidence(FIXED, "fixed by the method card", vals, floor=fl[0], floor_sd=fl[1]), ""
-    if points.empty:
-        return AxisEvidence(NO_DATA, "no values for this metric", floor=fl[0], floor_sd=fl[1]), ""
+def replicate_index(points: pd.DataFrame) -> list[str]:
+    """The columns that name a replicate: (checkpoint `replicate`, `seed`) where recorded, else `seed`."""
+    return ["replicate", "seed"] if "replicate" in points.columns and points["replicate"].notna().any() else ["seed"]
+
+
+def _effect(sl: pd.DataFrame, axis: str, better: str, rule: DecisionRule, min_effect: float,
+            floor: Floor | None) -> AxisEffect:
+    wide = sl.pivot_table(index=replicate_index(sl), columns=axis, values="value", aggfunc="mean")
+    return axis_effect([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better,  # type: ignore[arg-type]
+                       min_effect, floor, top=rule.top, floor_z=rule.floor_z)
+
+
+def _slice(points: pd.DataFrame, axis: str, other: str) -> tuple[pd.DataFrame | None, str, str]:
+    """(the slice the axis is judged on, its label "K=16", or why there is none)."""
     other_vals = sorted(points[other].unique(), reverse=True)
-    at, sl = "", None
     for b in other_vals:
         cand = points[points[other] == b]
         if cand[axis].nunique() >= 2:
-            sl, at = cand, (f"{other}={int(b)}" if len(other_vals) > 1 else "")
-            break
-    if sl is None:
-        if points[axis].nunique() >= 2:  # varied only together with the other axis
-            return AxisEvidence(NO_DATA, f"{axis} never varied at a fixed {other}", floor=fl[0], floor_sd=fl[1]), ""
-        sl = points
-    wide = sl.pivot_table(index="seed", columns=axis, values="value", aggfunc="mean")
-    ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule,  # type: ignore[arg-type]
-                    min_effect=min_effect, floor=floor)
-    return ev, at
+            return cand, (f"{other}={int(b)}" if len(other_vals) > 1 else ""), ""
+    if points[axis].nunique() >= 2:  # varied only together with the other axis
+        return None, "", f"{axis} never varied at a fixed {other}"
+    return points, "", ""
 
 
 def verdict_pattern(points: pd.DataFrame, axis: str, other: str, better: str, rule: DecisionRule,
                     min_effect: float, floor: Floor | None) -> str:
-    """The axis judged at EVERY value of the other axis where it was varied, e.g. "K=1:improves,K=20:no gain"
-    ("" unless the other axis was varied too): the table's one verdict is taken at one slice; the pattern
-    shows whether the axis helps everywhere on the S × K surface or only where the other is large."""
+    """The axis judged at EVERY value of the other axis where it was varied, e.g. "K=1:no gain,K=20:improves"
+    ("" unless the other axis was varied too), each on its own raw p-values (descriptive: not part of the
+    table's adjusted family). The table's one verdict is taken at one slice; the pattern shows whether the
+    axis helps everywhere on the S × K surface or only where the other is large."""
     if points.empty or points[other].nunique() < 2:
         return ""
     out = []
@@ -192,23 +192,21 @@ def verdict_pattern(points: pd.DataFrame, axis: str, other: str, better: str, ru
         sl = points[points[other] == b]
         if sl[axis].nunique() < 2:
             continue
-        wide = sl.pivot_table(index="seed", columns=axis, values="value", aggfunc="mean")
-        ev = judge_axis([int(v) for v in wide.columns], wide.to_numpy(dtype=float), better, rule,  # type: ignore[arg-type]
-                        min_effect=min_effect, floor=floor)
-        out.append(f"{other}={int(b)}:{ev.verdict}")
+        verdict, _, _ = decide(_effect(sl, axis, better, rule, min_effect, floor), rule)
+        out.append(f"{other}={int(b)}:{verdict}")
     return ",".join(out)
 
 
 def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -> str:
-    """"yes", "no (axes)", or "? (axis verdict)": only conclusive cells are compared with the seed."""
+    """"yes", "no (axes)", or "? (axis verdict)": only cells that speak to scaling are compared with the seed."""
     seed = SEED_CATEGORIES.get(category or "")
     if seed is None:
         return "?"
     wrong, unsure = [], []
     for axis, scales in zip(AXES, seed[:2], strict=True):
-        if cells[axis] not in CONCLUSIVE:
+        if cells[axis] not in SCALING + NOT_SCALING:
             unsure.append(f"{axis} {cells[axis]}")
-        elif (cells[axis] == IMPROVES) != scales:
+        elif (cells[axis] in SCALING) != scales:
             wrong.append(axis)
     if seed[2] is not None and outer is not None and outer != seed[2]:
         wrong.append("outer")
@@ -221,14 +219,14 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
                       cards: Mapping[str, MethodCard] | None = None) -> pd.DataFrame:
     """Derive the 2-axis table from the tidy results of `load_results()`.
 
-    `cards` (generator name → MethodCard) marks axes the card declares fixed as "—" even if
-    the data hold more values; without cards an axis is "—" when one value was measured.
-    Columns: category, dataset, generator, sampler, family, metric, better, S, K, outer,
-    seed_S, seed_K, seed_outer, agrees, and per axis `<axis>_<field>` for EVIDENCE_FIELDS.
+    `cards` (generator name → MethodCard) marks axes the card declares fixed as "fixed" even if
+    the data hold more values; without cards an axis is "fixed" when one value was measured.
+    Columns: TABLE_COLUMNS. `attrs`: "header" (error control and replicates), "hypotheses",
+    "correction", "checkpoints".
     """
     metric = check_metric(df, metric)
     better = METRICS[metric].better
-    min_effect = METRICS[metric].rel_tolerance
+    min_effect = rule.min_effect if rule.min_effect is not None else METRICS[metric].rel_tolerance
     cards = cards or {}
     # a point that failed before its generator loaded has no dataset: give it its generator's
     df = df.assign(dataset=df["dataset"].fillna(df["generator"].map(
@@ -236,12 +234,15 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     ok = df[(df["status"] == "ok")]
     data = ok[(ok["metric"] == metric) & np.isfinite(ok["value"])]
     check_homogeneous(data, KEYS, f"{metric} values")
-    rows = []
+    rep_cols = replicate_index(data)
+    rows, cells, checkpoints = [], [], 1
     for key, g in df[df["generator"].notna()].groupby(KEYS, dropna=False, sort=True):
         dataset, generator, sampler = key
         mask = ((data["generator"] == generator) & (data["sampler"].fillna("") == (sampler or ""))
                 & (data["dataset"].fillna("") == (dataset or "")))
-        pts = data.loc[mask, ["S", "K", "seed", "value"]].astype({"S": int, "K": int, "seed": int})
+        pts = data.loc[mask, ["S", "K", *rep_cols, "value"]].astype({"S": int, "K": int, "seed": int})
+        if "replicate" in pts.columns:
+            checkpoints = max(checkpoints, int(pts["replicate"].nunique()))
         card = cards.get(generator)
         if card is not None and hasattr(card, "for_sampler") and sampler in getattr(card, "samplers", ()):
             card = card.for_sampler(sampler)  # a sampler may override its generator's axes and category
@@ -255,22 +256,43 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
         floor = method_floor(ok, metric, (ok["generator"] == generator) & (ok["sampler"].fillna("") == (sampler or ""))
                              & (ok["dataset"].fillna("") == (dataset or "")))
         row["floor"], row["floor_sd"] = (floor.mean, floor.sd) if floor is not None else (np.nan, np.nan)
-        cells = {}
         for axis, other in (("S", "K"), ("K", "S")):
             fixed = bool(card is not None and getattr(card, axis).is_fixed)
-            ev, at = _judge(pts, axis, other, better, rule, fixed, min_effect, floor)
-            cells[axis] = row[axis] = ev.verdict
-            for f, v in ev.to_dict().items():
-                if f not in ("verdict", "floor", "floor_sd"):
-                    row[f"{axis}_{f}"] = v
+            at, why, sl = "", "", None
+            if fixed:
+                why = "fixed by the method card"
+            elif pts.empty:
+                why = "no values for this metric"
+            else:
+                sl, at, why = _slice(pts, axis, other)
+            effect = _effect(sl, axis, better, rule, min_effect, floor) if sl is not None else AxisEffect(
+                values=tuple(sorted(int(v) for v in pts[axis].unique())) if fixed else (), min_effect=min_effect)
             row[f"{axis}_at"] = at
-            row[f"{axis}_pattern"] = "" if fixed else verdict_pattern(pts, axis, other, better, rule, min_effect, floor)
-        seed = SEED_CATEGORIES.get(category or "")
+            row[f"{axis}_pattern"] = "" if fixed or sl is None else verdict_pattern(
+                pts, axis, other, better, rule, min_effect, floor)
+            cells.append((len(rows), axis, effect, FIXED if fixed else NO_DATA if sl is None else "", why))
+        rows.append(row)
+    tested = [c for c in cells if not c[3]]
+    decided, hypotheses = decide_all([c[2] for c in tested], rule)
+    verdicts = {(i, axis): d for (i, axis, *_), d in zip(tested, decided, strict=True)}
+    for i, axis, effect, forced, why in cells:
+        row = rows[i]
+        verdict, test, p_adj = verdicts.get((i, axis), (forced, "", np.nan))
+        row[axis] = verdict
+        for f, v in effect.to_dict().items():
+            if f not in ("floor", "floor_sd", "gain", "se"):
+                row[f"{axis}_{f}"] = v
+        row[f"{axis}_test"], row[f"{axis}_p_adj"] = test, p_adj
+        row[f"{axis}_reason"] = why or reason(metric, effect, verdict, test, p_adj, rule)
+    for row in rows:
+        seed = SEED_CATEGORIES.get(row["category"] or "")
         row["seed_S"] = (SCALES if seed[0] else NOT_SCALES) if seed else "?"
         row["seed_K"] = (SCALES if seed[1] else NOT_SCALES) if seed else "?"
         row["seed_outer"] = (seed[2] or "—") if seed else "?"
-        row["agrees"] = _agreement(cells, category, outer)
-        rows.append(row)
+        row["agrees"] = _agreement({a: row[a] for a in AXES}, row["category"], row["outer"])
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     out["_order"] = out["category"].map(CATEGORY_ORDER.index)
-    return out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
+    out = out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
+    out.attrs.update(header=header(rule, hypotheses, checkpoints), hypotheses=hypotheses,
+                     correction=rule.correction, checkpoints=checkpoints)
+    return out

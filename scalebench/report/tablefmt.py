@@ -2,8 +2,7 @@
 
 All three renderings (and the HTML page) go through `table_display`, so the terminal, the
 Markdown file, the CSV and the browser show the same cells — which the browser test checks.
-Verdict marks are geometric shapes from the WGL4 set (▲ ■ ? —), present in every common
-font, never emoji: the page renders the same without an emoji font.
+Verdict marks come from `scalebench.verdict.words` (▲ ▼ ■ ● ? — ·, WGL4 shapes, never emoji).
 """
 
 from __future__ import annotations
@@ -15,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scalebench.report.table import NOT_SCALES, SCALES
-from scalebench.report.trend import FIXED, FLAT, IMPROVES, INCONCLUSIVE, NO_DATA
+from scalebench.verdict.decide import AT_FLOOR, FIXED, FLAT, IMPROVES, INCONCLUSIVE, NO_DATA, WORSE
+from scalebench.verdict.words import LABELS as VERDICT_LABELS
+from scalebench.verdict.words import MEANINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
@@ -24,13 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 DISPLAY_COLUMNS = ["category", "generator", "sampler", "S", "K", "outer", "seed S", "seed K", "seed outer",
                    "agrees", "floor", "S evidence", "K evidence"]
 # verdict → mark shown in every rendering; CSS class / rich style per verdict
-LABELS = {IMPROVES: "▲ improves", FLAT: "■ no gain", INCONCLUSIVE: "? inconclusive", FIXED: "— fixed",
-          NO_DATA: "· no data", SCALES: "▲ scales", NOT_SCALES: "■ does not"}
-KINDS = {IMPROVES: "yes", FLAT: "no", INCONCLUSIVE: "unsure", FIXED: "fixed", NO_DATA: "nodata",
-         SCALES: "yes", NOT_SCALES: "no"}
-LEGEND = ("▲ improves: better by at least the metric's minimum effect, shown by a test over seeds · "
-          "■ no gain: significantly less than that (flat or worse) · ? inconclusive: cannot tell (too few seeds, "
-          "within the noise, or at the data floor) · — fixed for this method · · no data")
+LABELS = {**VERDICT_LABELS, SCALES: "▲ scales", NOT_SCALES: "■ does not"}
+KINDS = {IMPROVES: "yes", WORSE: "worse", FLAT: "no", AT_FLOOR: "floor", INCONCLUSIVE: "unsure", FIXED: "fixed",
+         NO_DATA: "nodata", SCALES: "yes", NOT_SCALES: "no"}
+LEGEND = " · ".join(f"{VERDICT_LABELS[v]}: {MEANINGS[v]}" for v in VERDICT_LABELS)
 
 
 def _str(v: Any, empty: str = "") -> str:
@@ -60,29 +58,25 @@ def floor_text(row: pd.Series) -> str:
 
 
 def evidence_text(row: pd.Series, axis: str) -> str:
-    """One line of evidence: range, metric at both ends, then the rule's reason (improvement vs the
-    minimum effect, the test and its p-value, ρ), the seeds and the slice."""
+    """One line of evidence: range, metric at both ends, then the rule's reason (effect, interval, replicates,
+    why), the slice and the verdict at every value of the other axis."""
     p = f"{axis}_"
-    verdict, reason = row[axis], row[p + "reason"]
+    verdict, reason = row[axis], _str(row[p + "reason"])
     if verdict in (FIXED, NO_DATA) or not isinstance(row[p + "lo"], int | float) or pd.isna(row[p + "lo"]):
-        return str(reason)
+        return reason
     metric = str(row["metric"])
     lo, hi, end_at = int(row[p + "lo"]), int(row[p + "hi"]), row[p + "end_at"]
     text = f"{axis} {lo}→{hi}: {metric} {_num(row[p + 'q_lo'])}→{_num(row[p + 'q_hi'])}"
     if not pd.isna(end_at) and int(end_at) != hi:
         text += f" (end = mean at {axis}≥{int(end_at)}: {_num(row[p + 'q_end'])})"
     text += f"; {reason}"
-    n = int(row[p + "n_seeds"])
-    text += f"; {n} seed{'s' if n != 1 else ''}"
-    if verdict == IMPROVES and _str(row.get(p + "at_floor")) == "end":
-        text += ", ends inside the floor band (gain counted down to its edge)"
     if row[p + "at"]:
-        text += f", at {row[p + 'at']}"
+        text += f"; at {row[p + 'at']}"
     pattern = _str(row.get(p + "pattern"))
     if pattern:
         marks = [f"{cell.split(':', 1)[0]} {LABELS.get(cell.split(':', 1)[1], '?').split(' ')[0]}"
                  for cell in pattern.split(",")]
-        text += f"; at every value: {', '.join(marks)}"
+        text += f"; at every value (raw p): {', '.join(marks)}"
     return text
 
 
@@ -107,7 +101,9 @@ def markdown_table(table_df: pd.DataFrame) -> str:
     d = table_display(table_df)
     metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
-    lines = [f"Quality metric: **{_md_cell(metric)}** ({_md_cell(better)} is better). {_md_cell(LEGEND)}", "",
+    head = _str(table_df.attrs.get("header"))
+    lines = [f"Quality metric: **{_md_cell(metric)}** ({_md_cell(better)} is better). {_md_cell(head)}", "",
+             _md_cell(LEGEND), "",
              "| " + " | ".join(DISPLAY_COLUMNS) + " |", "|" + "---|" * len(DISPLAY_COLUMNS)]
     for _, r in d.iterrows():
         lines.append("| " + " | ".join(_md_cell(str(v)) for v in r) + " |")
@@ -115,8 +111,9 @@ def markdown_table(table_df: pd.DataFrame) -> str:
 
 
 _SHORT = ("category", "S", "K", "outer", "seed S", "seed K", "seed outer", "agrees", "floor")
-_STYLE = {LABELS[IMPROVES]: "green", LABELS[FLAT]: "red", LABELS[INCONCLUSIVE]: "yellow", LABELS[FIXED]: "dim",
-          LABELS[NO_DATA]: "dim", LABELS[SCALES]: "green", LABELS[NOT_SCALES]: "red"}
+_STYLE = {LABELS[IMPROVES]: "green", LABELS[WORSE]: "bold red", LABELS[FLAT]: "red", LABELS[AT_FLOOR]: "cyan",
+          LABELS[INCONCLUSIVE]: "yellow", LABELS[FIXED]: "dim", LABELS[NO_DATA]: "dim", LABELS[SCALES]: "green",
+          LABELS[NOT_SCALES]: "red"}
 
 
 def render_terminal_evidence(table_df: pd.DataFrame) -> Text:
@@ -146,7 +143,8 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
     d = table_display(table_df)
     metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
-    t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False)
+    t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False,
+              caption=_str(table_df.attrs.get("header")) or None)
     cols = DISPLAY_COLUMNS if evidence else DISPLAY_COLUMNS[:11]
     for c in cols:
         t.add_column(c, overflow="fold", no_wrap=c in _SHORT, min_width=10 if c in ("generator", "sampler") else None,
