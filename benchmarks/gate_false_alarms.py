@@ -41,7 +41,7 @@ def main() -> None:
                             "--out", str(d), "--no-progress"], check=True, capture_output=True)
         runs.append(d)
 
-    from scalebench.compare import compare_runs
+    from scalebench.gate import compare_runs
 
     def score(b: list[Path], c: list[Path]) -> tuple[bool, int, int]:
         rep = compare_runs(b, c)

@@ -50,8 +50,8 @@ from rich.table import Table  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import scalebench.testing  # noqa: E402,F401  (registers "sleepy")
-from scalebench.ab import interleaved  # noqa: E402
-from scalebench.compare import Thresholds, compare_runs, parse_fraction  # noqa: E402
+from scalebench.gate import Thresholds, compare_runs, parse_fraction  # noqa: E402
+from scalebench.gate.ab import interleaved  # noqa: E402
 from scalebench.sweep.runner import run_sweep  # noqa: E402
 from scalebench.sweep.spec import parse_spec  # noqa: E402
 from scalebench.testing import SLOWDOWN_ENV  # noqa: E402

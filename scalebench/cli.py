@@ -22,9 +22,9 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from scalebench.compare_cli import ab_cmd, compare_cmd
 from scalebench.console import console, err_console
 from scalebench.errors import UsageError, is_expected, one_line
+from scalebench.gate.cli import ab_cmd, compare_cmd
 from scalebench.report.commands import report_cmd, table_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -89,25 +89,27 @@ def test_ab_refuses_bad_input_with_one_line(tmp_path, monkeypatch, args, needle)
 
 
 @pytest.mark.slow
-def test_ab_catches_a_slower_working_tree(tmp_path) -> None:
-    """HEAD is the snapshot; the working tree makes every sleepy network call 3× the work."""
+def test_ab_catches_a_slower_working_tree_at_the_defaults(tmp_path) -> None:
+    """HEAD is the snapshot; the working tree makes every sleepy network call 3× the work.
+    Default rounds, threshold, α and correction: the paired t-test over the rounds fires."""
     repo = _repo(tmp_path)
     testing = repo / "scalebench" / "testing.py"
     testing.write_text(testing.read_text().replace("blocks: int = 40", "blocks: int = 120"))
     out = tmp_path / "ab"
-    res = _ab(repo, "HEAD", "--spec", "ab-test.toml", "--rounds", "2", "--out", str(out),
+    res = _ab(repo, "HEAD", "--spec", "ab-test.toml", "--out", str(out),
               "--import", "scalebench.testing", "--threads", "1", "--json", "--seed", "3")
     assert res.returncode == 1, res.stdout + res.stderr
     report = json.loads(res.stdout)
     lat = [r for r in report["rows"] if r["metric"] == "latency_s"]
     assert len(lat) == 1 and lat[0]["verdict"] == "regression" and lat[0]["ratio"] > 1.5
+    assert "paired t over 6 rounds" in lat[0]["test"] and lat[0]["ratio_ci"][0] > 1.2
     # the working tree changed the generator's code, so its point ids differ (the code hash is part of
     # a point's identity) and the two sides pair up by settings instead
     assert lat[0]["matched_by"] == "settings" and not report["unmatched"]
     meta = json.loads((out / "ab.json").read_text())
     order = [(r["round"], r["side"]) for r in meta["runs"]]
-    assert [r for r, _ in order] == [0, 0, 1, 1] and {s for _, s in order[:2]} == {s for _, s in order[2:]} == {
-        "baseline", "candidate"}  # both sides of a round back to back
+    assert [r for r, _ in order] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert all({s for _, s in order[i:i + 2]} == {"baseline", "candidate"} for i in range(0, 12, 2))  # back to back
     assert order == [tuple(o) for o in meta["order"]]
     head = _git(repo, "rev-parse", "HEAD").strip()
     base_rec = json.loads((out / "baseline" / "round-0" / "points.jsonl").read_text().splitlines()[0])

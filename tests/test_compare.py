@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import statistics
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from scalebench.cli import app
-from scalebench.compare import (
+from scalebench.gate import (
     CompareError,
     Thresholds,
     adjust_p_values,
     compare_runs,
     latency_decision,
+    latency_test,
     metric_decision,
     min_p_value,
+    paired_t,
     parse_fraction,
 )
 from scalebench.results import MANIFEST, RecordWriter
@@ -65,9 +69,10 @@ def test_threshold_moves_the_line() -> None:
     assert latency_decision(base, cand, threshold=0.05).verdict == "regression"
 
 
-def test_too_few_samples_say_not_enough_samples() -> None:
+def test_too_few_samples_cannot_detect() -> None:
     d = latency_decision([1.0, 1.01], [2.0, 2.02])  # exact MWU cannot reach 0.05 with 2 + 2 samples
-    assert d.verdict == "insufficient" and "not enough samples" in d.note and d.p_value is None
+    assert d.verdict == "insufficient" and "cannot detect" in d.note and "smallest p is 0.17" in d.note
+    assert d.p_value is None
     assert d.ratio == pytest.approx(2.0)  # the ratio is still reported, just not decided on
     assert min_p_value(3, 3) == pytest.approx(0.05)  # 1/C(6,3): not below α = 0.05
     assert latency_decision([1.0, 1.01, 1.02], [2.0, 2.01, 2.02]).verdict == "insufficient"
@@ -76,14 +81,19 @@ def test_too_few_samples_say_not_enough_samples() -> None:
     assert d.verdict == "insufficient" and "no raw timing samples" in d.note
 
 
+def _medians(rounds: list[list[float]]) -> list[float]:
+    return [statistics.median(r) for r in rounds]
+
+
 def test_one_disturbed_round_cannot_fire_the_gate() -> None:
     base = [_noise(1.0, 20, s) for s in range(3)]
     cand = [_noise(1.0, 20, 10), _noise(1.6, 20, 11), _noise(1.0, 20, 12)]  # a burst of load in round 1
     pooled_b, pooled_c = [x for r in base for x in r], [x for r in cand for x in r]
-    assert latency_decision(pooled_b, pooled_c, base_runs=base, cand_runs=cand).verdict == "ok"
+    d = latency_decision(pooled_b, pooled_c, base_runs=_medians(base), cand_runs=_medians(cand))
+    assert d.verdict == "ok" and "paired t over 3 rounds" in d.test
     slow = [_noise(1.3, 20, 20 + s) for s in range(3)]
     pooled_s = [x for r in slow for x in r]
-    assert latency_decision(pooled_b, pooled_s, base_runs=base, cand_runs=slow).verdict == "regression"
+    assert latency_decision(pooled_b, pooled_s, base_runs=_medians(base), cand_runs=_medians(slow)).verdict == "regression"
 
 
 @pytest.mark.parametrize("metric, base, cand, verdict", [
@@ -221,7 +231,7 @@ def test_rounds_are_pooled_and_normalized_per_run(tmp_path) -> None:
         _run(tmp_path / "base" / f"round-{i}", [_record(1, _noise(1e-3, 20, i))], calibration=0.01)
         _run(tmp_path / "cand" / f"round-{i}", [_record(1, _noise(2e-3, 20, 10 + i))], calibration=0.02)
     raw = compare_runs(tmp_path / "base", tmp_path / "cand")
-    assert raw.regressed and "3 rounds" in raw.rows[0].test and "n=60/60" in raw.rows[0].test
+    assert raw.regressed and "paired t over 3 rounds (df=2)" in raw.rows[0].test and raw.rows[0].samples == (60, 60)
     norm = compare_runs(tmp_path / "base", tmp_path / "cand", normalize=True)
     assert not norm.regressed and norm.rows[0].ratio == pytest.approx(1.0, abs=0.05)
 
@@ -243,15 +253,17 @@ def test_a_second_point_with_the_same_settings_is_listed_not_dropped(tmp_path) -
     assert "already compared by point_id" in report.unmatched[0].reason
 
 
-def test_with_five_or_more_rounds_the_slowdown_must_repeat_across_rounds() -> None:
+def test_with_paired_rounds_the_slowdown_must_repeat_across_rounds() -> None:
     base = [_noise(1.0, 20, s) for s in range(6)]
     bursts = [_noise(f, 20, 10 + i) for i, f in enumerate([1.4, 1.5, 1.3, 1.4, 0.8, 0.85])]  # 4 loaded rounds
     flat = [x for r in base for x in r]
-    d = latency_decision(flat, [x for r in bursts for x in r], base_runs=base, cand_runs=bursts)
-    assert d.ratio > 1.1 and "Wilcoxon over 6 rounds" in d.test
-    assert d.verdict == "ok" and "not significant" in d.note  # the raw-sample test alone would fire
+    cand = [x for r in bursts for x in r]
+    d = latency_decision(flat, cand, base_runs=_medians(base), cand_runs=_medians(bursts))
+    assert d.ratio > 1.1 and "paired t over 6 rounds (df=5)" in d.test
+    assert d.verdict == "ok" and "not significant" in d.note
+    assert latency_decision(flat, cand).verdict == "regression"  # the raw-sample test alone would fire
     slow = [_noise(1.2, 20, 30 + s) for s in range(6)]
-    d = latency_decision(flat, [x for r in slow for x in r], base_runs=base, cand_runs=slow)
+    d = latency_decision(flat, [x for r in slow for x in r], base_runs=_medians(base), cand_runs=_medians(slow))
     assert d.verdict == "regression" and d.p_value < 0.05
 
 
@@ -273,18 +285,59 @@ def test_device_is_part_of_the_key_a_cpu_point_is_never_gated_against_cuda(tmp_p
     assert "never compared" in report.unmatched[0].reason and report.matched == 1
 
 
-def test_not_enough_samples_is_reported_not_decided(tmp_path) -> None:
+def test_a_point_that_cannot_reach_alpha_makes_the_gate_say_so_not_pass(tmp_path) -> None:
     base = _run(tmp_path / "b", [_record(1, [1e-3, 1.01e-3]), _record(2, _noise(1e-3, 30, 1))])
     cand = _run(tmp_path / "c", [_record(1, [3e-3, 3.01e-3]), _record(2, _noise(1e-3, 30, 2))])
     report = compare_runs(base, cand)
     lat = {r.S: r for r in report.rows if r.metric == "latency_s"}
     assert lat[1].verdict == "insufficient" and lat[1].ratio == pytest.approx(3.0, rel=0.01)
-    assert lat[2].verdict == "ok" and report.family == 1 and not report.regressed
-    assert [r.S for r in report.insufficient] == [1]
+    assert lat[2].verdict == "ok" and report.family == 2 and not report.regressed
+    assert [r.S for r in report.insufficient] == [1] and report.exit_code == 2
+    line = ("cannot detect any slowdown with 1 paired round(s), 2 raw samples per side over 2 latency point(s) "
+            "(1 cannot reach p < 0.05 after Holm–Bonferroni over 2): use ≥ 3 paired rounds")
+    assert report.undetectable.startswith(line) and report.undetectable.endswith("or ≥ 4 raw samples per side")  # 2/C(8,4) < 0.05
     res = runner.invoke(app, ["compare", str(base), str(cand)])
-    assert res.exit_code == 0 and "not enough samples" in res.output
+    assert res.exit_code == 2 and "CANNOT DETECT" in res.output and "OK" not in res.output
+    assert sum("cannot detect any slowdown" in ln for ln in res.output.splitlines()) == 1
     data = json.loads(runner.invoke(app, ["compare", str(base), str(cand), "--json"]).output)
-    assert data["insufficient"] == 1 and data["family"] == 1
+    assert data["insufficient"] == 1 and data["family"] == 2 and data["exit_code"] == 2
+    assert data["verdict"] == "undetectable" and data["undetectable"].startswith("cannot detect any slowdown")
+    md = runner.invoke(app, ["compare", str(base), str(cand), "--markdown"])
+    assert md.exit_code == 2 and "cannot detect a slowdown" in md.output
+
+
+def test_a_regression_elsewhere_still_fails_with_exit_1(tmp_path) -> None:
+    base = _run(tmp_path / "b", [_record(1, [1e-3, 1.01e-3]), _record(2, _noise(1e-3, 30, 1))])
+    cand = _run(tmp_path / "c", [_record(1, [1e-3, 1.01e-3]), _record(2, _noise(2e-3, 30, 2))])
+    report = compare_runs(base, cand)
+    assert report.undetectable and report.regressed and report.exit_code == 1
+
+
+def test_two_rounds_of_one_sample_each_cannot_detect_a_1_5x_slowdown(tmp_path) -> None:
+    """A quick run (2 runs, one latency each) against a copy 1.5× slower: exit 2, never a silent pass."""
+    for i in range(2):
+        _run(tmp_path / "b" / f"run-{i}", [_record(S, [1e-3 * S]) for S in (1, 2, 4)])
+        _run(tmp_path / "c" / f"run-{i}", [_record(S, [1.5e-3 * S]) for S in (1, 2, 4)])
+    res = runner.invoke(app, ["compare", str(tmp_path / "b"), str(tmp_path / "c")])
+    assert res.exit_code == 2, res.output
+    assert "cannot detect any slowdown with 2 paired round(s), 2 raw samples per side over 3" in res.output
+    for i in (2, 3):  # a third pair of runs enables the paired t-test: now it fires
+        _run(tmp_path / "b" / f"run-{i}", [_record(S, [1e-3 * S * (1 + 0.01 * i)]) for S in (1, 2, 4)])
+        _run(tmp_path / "c" / f"run-{i}", [_record(S, [1.5e-3 * S * (1 - 0.01 * i)]) for S in (1, 2, 4)])
+    res = runner.invoke(app, ["compare", str(tmp_path / "b"), str(tmp_path / "c")])
+    assert res.exit_code == 1, res.output
+
+
+def test_quality_only_comparisons_have_no_latency_family(tmp_path) -> None:
+    def rec(fid: float) -> dict:
+        r = _record(1, [], metrics={"fid": fid})
+        r["cost"] = {"nfe": 1}
+        return r
+
+    report = compare_runs(_run(tmp_path / "b", [rec(10.0)]), _run(tmp_path / "c", [rec(10.1)]))
+    assert report.family == 0 and not report.undetectable and report.exit_code == 0
+    report = compare_runs(_run(tmp_path / "b2", [rec(10.0)]), _run(tmp_path / "c2", [rec(13.0)]))
+    assert report.exit_code == 1
 
 
 def test_holm_and_bh_adjusted_p_values() -> None:
@@ -369,3 +422,92 @@ def test_data_floors_are_shown_not_gated(tmp_path) -> None:
     report = compare_runs(base, cand)
     floor = next(r for r in report.rows if r.metric == "fid_floor")
     assert floor.verdict == "info" and "not gated" in floor.note and not report.regressed
+
+
+# ---------------------------------------------------------------------------- the paired t statistic
+
+def test_paired_t_matches_scipy_one_sample_t() -> None:
+    from scipy.stats import ttest_1samp
+
+    logs = [0.12, 0.2, 0.15, 0.08, 0.18, 0.1]
+    p_slow, p_fast, (lo, hi) = paired_t(logs)
+    assert p_slow == pytest.approx(ttest_1samp(logs, 0, alternative="greater").pvalue)
+    assert p_fast == pytest.approx(ttest_1samp(logs, 0, alternative="less").pvalue)
+    assert p_slow + p_fast == pytest.approx(1.0)
+    mean = statistics.fmean(logs)
+    assert lo < math.exp(mean) < hi and math.log(hi) - mean == pytest.approx(mean - math.log(lo))
+    assert paired_t([-x for x in logs])[1] == pytest.approx(p_slow)  # the mirror image
+    assert paired_t([0.1, 0.1, 0.1])[:2] == (0.0, 1.0)  # no spread at all: decided by the sign
+    assert paired_t([0.0, 0.0, 0.0])[:2] == (1.0, 1.0)
+
+
+def test_latency_test_uses_rounds_from_three_on_and_raw_samples_below() -> None:
+    raw_b, raw_c = _noise(1.0, 24, 0), _noise(1.3, 24, 1)
+    t = latency_test(raw_b, raw_c, base_rounds=[1.0, 1.02, 0.99], cand_rounds=[1.3, 1.28, 1.33])
+    assert "paired t over 3 rounds (df=2)" in t.test and t.p_min == 0 and t.rounds == 3
+    assert t.ratio == pytest.approx(math.exp(statistics.fmean(
+        [math.log(1.3), math.log(1.28 / 1.02), math.log(1.33 / 0.99)])))
+    assert t.ci is not None and t.ci[0] < t.ratio < t.ci[1]
+    t = latency_test(raw_b, raw_c, base_rounds=[1.0, 1.02], cand_rounds=[1.3, 1.28])
+    assert t.test == "Mann-Whitney n=24/24" and t.p_min == pytest.approx(min_p_value(24, 24)) and t.rounds == 2
+    t = latency_test(raw_b, raw_c, base_rounds=[1.0, 1.02, 1.0], cand_rounds=[1.3, 1.28])  # unequal: not paired
+    assert t.test.startswith("Mann-Whitney") and t.rounds == 0
+
+
+def test_paired_t_false_alarm_rate_on_null_rounds_is_at_most_alpha() -> None:
+    """6 rounds whose per-round log ratios are pure noise: a one-sided 5 % test fires ≈ 5 % of the time."""
+    rng = random.Random(1)
+    fired = sum(paired_t([rng.gauss(0, 0.05) for _ in range(6)])[0] < 0.05 for _ in range(4000))
+    assert 0.035 < fired / 4000 < 0.065
+
+
+# ---------------------------------------------------------------------------- the defaults fire on a planted slowdown
+
+def _ab_like(tmp_path: Path, slow: float, rounds: int = 6, seed: int = 0) -> tuple[Path, Path]:
+    """The layout `scalebench ab` writes: <side>/round-<i>, four points (as benchmarks/ci-speed.toml),
+    each round's load shared by both sides of the round (a factor drawn per round), ≥ 12 samples."""
+    rng = random.Random(seed)
+    for i in range(rounds):
+        load = 1 + abs(rng.gauss(0, 0.1))  # a moment's load hits both sides of one round
+        for side, f in (("baseline", 1.0), ("candidate", slow)):
+            recs = [_record(S, _noise(1e-3 * S * load * f, 12, rng.randrange(10**6), spread=0.05)) for S in (1, 2, 4, 8)]
+            _run(tmp_path / side / f"round-{i}", recs)
+    return tmp_path / "baseline", tmp_path / "candidate"
+
+
+def test_a_planted_2x_slowdown_fails_at_the_defaults(tmp_path) -> None:
+    base, cand = _ab_like(tmp_path, 2.0)
+    res = runner.invoke(app, ["compare", str(base), str(cand), "--json"])
+    assert res.exit_code == 1, res.output
+    lat = [r for r in json.loads(res.output)["rows"] if r["metric"] == "latency_s"]
+    assert len(lat) == 4 and all(r["verdict"] == "regression" for r in lat)
+    assert all("paired t over 6 rounds" in r["test"] and "Holm–Bonferroni over 4" in r["test"] for r in lat)
+    assert all(1.8 < r["ratio"] < 2.2 and r["ratio_ci"][0] > 1.5 for r in lat)
+
+
+def test_no_change_passes_at_the_defaults(tmp_path) -> None:
+    base, cand = _ab_like(tmp_path, 1.0)
+    res = runner.invoke(app, ["compare", str(base), str(cand)])
+    assert res.exit_code == 0, res.output
+    assert "OK" in res.output
+
+
+def test_default_view_shows_latency_and_failures_all_shows_the_rest(tmp_path) -> None:
+    metrics_b = {"fid": 10.0, "fid_floor": 0.9, "diversity": 1.0}
+    metrics_c = {"fid": 13.0, "fid_floor": 0.9, "diversity": 1.0}
+    base = _run(tmp_path / "b", [_record(1, _noise(1e-3, 30, 0), metrics=metrics_b)])
+    cand = _run(tmp_path / "c", [_record(1, _noise(1e-3, 30, 1), metrics=metrics_c)])
+    from scalebench.gate.render import visible_rows
+
+    report = compare_runs(base, cand)
+    shown = {r.metric for r in visible_rows(report)}
+    assert shown == {"latency_s", "fid"}  # fid regressed; the floor, diversity, NFE, FLOPs are quiet
+    assert {r.metric for r in visible_rows(report, show_all=True)} >= {"fid_floor", "diversity", "nfe", "flops"}
+    res = runner.invoke(app, ["compare", str(base), str(cand)])
+    assert res.exit_code == 1 and "fid_floor" not in res.output and "--all shows them" in res.output
+    res = runner.invoke(app, ["compare", str(base), str(cand), "--all"])
+    assert "fid_floor" in res.output and "diversity" in res.output
+    md = runner.invoke(app, ["compare", str(base), str(cand), "--markdown"]).output
+    assert "fid_floor" not in md and "| fid |" in md.replace("fid | 10", "fid |")
+    data = json.loads(runner.invoke(app, ["compare", str(base), str(cand), "--json"]).output)
+    assert {r["metric"] for r in data["rows"]} >= {"fid_floor", "diversity"}  # JSON keeps every row

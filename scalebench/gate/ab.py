@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from scalebench.atomic import atomic_write_text
-from scalebench.compare import DEFAULT_ALPHA, CompareError, CompareReport, Thresholds, compare_runs, to_markdown
+from scalebench.gate.compare import compare_runs
+from scalebench.gate.decide import DEFAULT_ALPHA
+from scalebench.gate.render import to_markdown
+from scalebench.gate.report import CompareReport
+from scalebench.gate.thresholds import CompareError, Thresholds
 from scalebench.results import latest_records
 
 DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")

@@ -1,12 +1,13 @@
-"""`scalebench compare` and `scalebench ab`: the speed gate's command line (exit 1 = regression).
+"""`scalebench compare` and `scalebench ab`: the speed gate's command line.
 
-Registered in `scalebench.cli`; imports stay light here (the work happens in compare/ab).
+Exit 0 no regression, 1 regression, 2 bad input or a gate that cannot detect a slowdown at
+these settings (too few rounds or samples). Registered in `scalebench.cli`; imports stay
+light here (the work happens in the other gate modules).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,75 +17,35 @@ from rich.markup import escape
 from scalebench.console import console, err_console
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rich.table import Table
+    from scalebench.gate.report import CompareReport
 
-    from scalebench.compare import CompareReport
-
-# The comparison table is wide; CI logs are not terminals and would get rich's 80 columns.
-
-MARKS = {"regression": "[bold red]✗ regression[/]", "failed": "[bold red]✗ failed[/]",
-         "improvement": "[bold green]✓ improvement[/]", "ok": "[green]ok[/]", "info": "[dim]info[/]",
-         "insufficient": "[yellow]? cannot test[/]"}
 ThresholdOpt = Annotated[list[str] | None, typer.Option(
     "--threshold", "-t", help="latency ratio threshold: '15%' sets the default (10%), "
     "'gpt*=5%' one for generators matching the glob; repeatable, the last matching rule wins")]
-AlphaOpt = Annotated[float, typer.Option(help="significance level of the one-sided Mann-Whitney U test")]
+AlphaOpt = Annotated[float, typer.Option(help="significance level of the one-sided latency test, after the correction")]
 CorrectionOpt = Annotated[str, typer.Option(
     help="multiplicity correction across the latency points: holm (family-wise error ≤ α, the default), "
          "bh (Benjamini-Hochberg: false discovery rate ≤ α) or none")]
 NormalizeOpt = Annotated[bool, typer.Option(
     "--normalize", help="divide latencies by each run's manifest calibration_s (compare across machines)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the comparison as JSON (for machines)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the comparison as JSON, every row (for machines)")]
 MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="print a Markdown summary (e.g. a CI step summary)")]
-AllOpt = Annotated[bool, typer.Option("--all", help="also show unchanged NFE/FLOPs/memory rows")]
-
-
-def _fmt(metric: str, v: float | None, normalized: bool) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    if metric == "latency_s":
-        return f"{v:.3f}×cal" if normalized else f"{v * 1e3:.3f} ms"
-    if metric in ("nfe",):
-        return f"{v:.0f}"
-    if metric in ("flops", "peak_mem_bytes"):
-        return f"{v / 1e6:.2f} M"
-    return f"{v:.4g}"
-
-
-def report_table(report: CompareReport, show_all: bool = False) -> Table:
-    """Rich table of a comparison: one row per point × metric, marked regression/improvement/ok."""
-    from rich.table import Table
-
-    from scalebench.compare import describe_correction
-
-    table = Table(title=f"scalebench compare — threshold {report.thresholds.describe()}, "
-                        f"{describe_correction(report.correction, report.family, report.alpha)}"
-                        + (", normalized by calibration" if report.normalize else ""))
-    for c, j in (("point", "left"), ("metric", "left"), ("baseline", "right"), ("candidate", "right"),
-                 ("ratio", "right"), ("p (adj.)", "right"), ("verdict", "left"), ("note", "left")):
-        table.add_column(c, justify=j)  # type: ignore[arg-type]
-    for r in report.rows:
-        quiet = r.metric in ("nfe", "flops", "peak_mem_bytes") and r.verdict in ("ok", "info")
-        if quiet and not show_all:
-            continue
-        ratio = "—" if r.ratio is None else f"{r.ratio:.3f}"
-        p = "—" if r.p_value is None else f"{r.p_value:.2g}"
-        note = "; ".join(filter(None, [r.note, "matched by settings" if r.matched_by == "settings" else ""]))
-        table.add_row(r.point, r.metric, _fmt(r.metric, r.baseline, report.normalize),
-                      _fmt(r.metric, r.candidate, report.normalize), ratio, p, MARKS[r.verdict], note)
-    return table
+AllOpt = Annotated[bool, typer.Option(
+    "--all", help="also show quality, data-floor, NFE/FLOPs and memory rows without a regression")]
 
 
 def _print_report(report: CompareReport, as_json: bool, show_all: bool, markdown: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    if markdown:
-        from scalebench.compare import to_markdown
+    from scalebench.gate.render import hidden_note, report_table, to_markdown
 
-        typer.echo(to_markdown(report), nl=False)
+    if markdown:
+        typer.echo(to_markdown(report, show_all), nl=False)
         return
     console.print(report_table(report, show_all))
+    if hidden := hidden_note(report, show_all):
+        console.print(f"[dim]{hidden}[/]")
     if report.unmatched:
         from rich.table import Table
 
@@ -92,12 +53,12 @@ def _print_report(report: CompareReport, as_json: bool, show_all: bool, markdown
         for c in ("side", "point", "point_id", "reason"):
             t.add_column(c)
         for u in report.unmatched:
-            t.add_row(u.side, u.point, u.point_id, u.reason)
+            t.add_row(escape(u.side), escape(u.point), escape(u.point_id), escape(u.reason))
         console.print(t)
-    n_reg, n_imp = len(report.regressions), len(report.improvements)
     if not report.regressed and report.undetectable:  # exit 2: neither a pass nor a fail
         console.print(f"[bold yellow]CANNOT DETECT[/]: {escape(report.undetectable)}", highlight=False)
         return
+    n_reg, n_imp = len(report.regressions), len(report.improvements)
     verdict = "[bold red]REGRESSION[/]" if report.regressed else "[bold green]OK[/]"
     n_few = len(report.insufficient)
     console.print(f"{verdict}: {report.matched} points compared, {n_reg} regression(s), {n_imp} improvement(s), "
@@ -120,11 +81,13 @@ def compare_cmd(
     markdown: MarkdownOpt = False,
     show_all: AllOpt = False,
 ) -> None:
-    """Compare two result sets point by point; exit 1 on a significant regression, 0 otherwise.
+    """Compare two result sets point by point; exit 1 on a significant regression, 2 when a slowdown
+    could not be detected at these settings (too few rounds or samples), 0 otherwise.
 
     `compare BASELINE CANDIDATE`, or `compare -b RUN -b RUN … -c RUN …` to pool several runs per side.
     """
-    from scalebench.compare import CompareError, Thresholds, compare_runs
+    from scalebench.gate.compare import compare_runs
+    from scalebench.gate.thresholds import CompareError, Thresholds
 
     results, baseline, candidate = results or [], baseline or [], candidate or []
     if results and (baseline or candidate):
@@ -147,7 +110,7 @@ def ab_cmd(
     rev: Annotated[str, typer.Argument(help="git revision to compare the working tree against, e.g. origin/main")],
     spec: Annotated[Path, typer.Option(help="sweep spec both sides run (metrics = [] for speed only)")] = Path(
         "benchmarks/ci-speed.toml"),
-    rounds: Annotated[int, typer.Option(help="interleaved rounds: both sides run back to back in each")] = 6,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds: both sides run back to back in each; ≥ 3 for the paired t-test")] = 6,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default results/ab-<rev>)")] = None,
     threshold: ThresholdOpt = None,
     alpha: AlphaOpt = 0.05,
@@ -163,9 +126,9 @@ def ab_cmd(
     """Time the working tree against REV in this job (interleaved rounds) and gate on the comparison."""
     import importlib
 
-    from scalebench.ab import run_ab
-    from scalebench.compare import Thresholds
     from scalebench.errors import UsageError
+    from scalebench.gate.ab import run_ab
+    from scalebench.gate.thresholds import Thresholds
 
     mods = [m for i in (imports or []) for m in i.split(",") if m]
     for m in mods:  # so this process knows the same generators when it reads the spec
