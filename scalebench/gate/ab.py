@@ -5,7 +5,7 @@ in its own process with its own code (PYTHONPATH = that side's tree, `python -P`
 current directory cannot shadow it, and the zoo checkpoints are that tree's package data).
 Rounds are interleaved (asv's `continuous` idea): both sides of round i run back to back, in
 a seeded random order, and write `<out>/{baseline,candidate}/round-<i>`;
-`compare_runs` pools the raw timing samples of each side over the rounds and decides;
+`compare_runs` pairs the rounds (a paired t-test on their log ratios) and decides;
 `compare.json` and `compare.md` (a CI step summary) land next to the rounds.
 """
 
@@ -254,7 +254,7 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
                           "compare against a revision that can")
     report = compare_runs([out / "baseline"], [out / "candidate"], thresholds, alpha, normalize)
     meta["wall_s"] = round(time.perf_counter() - t0, 2)
-    meta["verdict"] = "regression" if report.regressed else "ok"
+    meta["verdict"] = "regression" if report.regressed else "undetectable" if report.undetectable else "ok"
     atomic_write_text(out / MARKER, json.dumps(meta, indent=2))
     atomic_write_text(out / "compare.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(out / "compare.md", to_markdown(report))
