@@ -178,15 +178,18 @@ def list_generators() -> None:
 def train(
     name: Annotated[str, typer.Argument(help="what to train: a generator name or 'features'")],
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="write the checkpoint here instead of the zoo")] = None,
+    replicate: Annotated[int, typer.Option("--replicate", help="N ≥ 1: train replicate N (training seed + N) "
+                                           "as NAME-rN, for a spec's replicates")] = 0,
 ) -> None:
     """Train a reference model from the recipe kept in code and save its safetensors checkpoint."""
     _setup_logging(True)
     from scalebench.registry import TRAINERS
+    from scalebench.training import train_replicate
 
     fn = TRAINERS.get(name)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    path = fn(out_dir=out_dir)
+    path = train_replicate(TRAINERS.canonical(name), fn, replicate, out_dir) if replicate else fn(out_dir=out_dir)
     console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)", markup=False, highlight=False)
 
 

@@ -134,7 +134,32 @@ GENERATORS, TRAINERS = _builtin_registries()
 TRAINERS: `scalebench train NAME` → `train(recipe=None, out_dir=None) -> Path`."""
 
 
-def load_generator(name: str, device: str = "cpu", **args: Any) -> Any:
+def load_generator(name: str, device: str = "cpu", replicate: str = "", **args: Any) -> Any:
     """Instantiate a registered generator on `device` (this loads its weights); `args` are its
-    declared parameters (`scalebench.params`), already validated by the caller."""
-    return GENERATORS.get(name)(device=device, **args)
+    declared parameters (`scalebench.params`), already validated by the caller.
+
+    `replicate` (a zoo checkpoint `<base>-rN`) is loaded wherever the generator loads `<base>`
+    (`zoo.substitute`), so every family takes replicates without an argument of its own; a
+    generator that did not load `<base>` while being built cannot, and says so."""
+    cls = GENERATORS.get(name)
+    if not replicate:
+        return cls(device=device, **args)
+    from scalebench.zoo import replicate_base, substitute
+
+    base = replicate_base(replicate)
+    with substitute(base, replicate) as used:
+        gen = cls(device=device, **args)
+    if base not in used:
+        raise ValueError(f"{name} did not load checkpoint {base!r} while being built, so it cannot sample "
+                         f"replicate {replicate!r}; remove replicates from its spec entry")
+    return gen
+
+
+def default_checkpoint(name: str) -> str:
+    """The checkpoint a generator loads by default (its first `checkpoints`), else its own name:
+    the `replicate` of its points that name none. A generator that no longer imports: its name."""
+    try:
+        loads = getattr(GENERATORS.get(name), "checkpoints", ()) or ()
+    except Exception:  # noqa: BLE001 — an uninstalled or broken plugin still has results to show
+        loads = ()
+    return str(loads[0]) if loads else name

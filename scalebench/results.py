@@ -18,12 +18,14 @@ Record (schema 1)::
     diagnostics {name: value} (only from generators with `diagnostics()`; not metrics: never judged),
     provenance {versions, git_commit, host, platform}, started_at, ended_at, wall_s;
     with spec `args` or a label also generator_name (registered name; `generator` is then the label)
-    and args {name: value}
+    and args {name: value}; replicate (the zoo checkpoint sampled; records before it: the
+    generator's own, filled in by `record_rows`)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -44,7 +46,7 @@ MANIFEST = "manifest.json"
 POINT_COLUMNS = [
     "run", "point_id", "generator", "sampler", "family", "category", "outer", "dataset",
     "S", "K", "seed", "n", "batch_size", "device", "dtype", "compile", "threads", "status", "error",
-    "generator_name", "args",
+    "generator_name", "args", "replicate",
 ]
 COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
 PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash", "timing_mode", "timing_noisy"]
@@ -250,6 +252,7 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
     base["run"] = record.get("run") or run
     base["generator_name"] = record.get("generator_name") or record.get("generator")  # the registered name
     base["args"] = json.dumps(record["args"], sort_keys=True) if record.get("args") else ""
+    base["replicate"] = record.get("replicate") or _default_replicate(base["generator_name"])
     cost = record.get("cost") or {}
     base.update({c: cost.get(c) for c in COST_COLUMNS})
     base.update({
@@ -272,6 +275,15 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
     if not rows:  # a failed point still appears once, so failures are visible in the table
         rows.append({**base, "metric": None, "value": float("nan"), "better": None, "kind": None})
     return rows
+
+
+@functools.cache
+def _default_replicate(generator: str | None) -> str | None:
+    """The checkpoint a record without `replicate` sampled: its generator's own (records from
+    before replicates existed were all made on it)."""
+    from scalebench.registry import default_checkpoint
+
+    return default_checkpoint(generator) if generator else None
 
 
 def load_results(paths: str | Path | Iterable[str | Path], include_failed: bool = True):

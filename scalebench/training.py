@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import importlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -177,3 +180,27 @@ def fit_model(model: torch.nn.Module, data: torch.Tensor | tuple[torch.Tensor, .
     state = make_state({"model": model}, recipe, ema=("model",))
     stats = fit(loss_step(loss_fn, grad_clip=recipe.grad_clip), state, data, recipe, log_every=log_every)
     return state.ema["model"], stats
+
+
+def train_replicate(name: str, train: Callable[..., Path], n: int, out_dir: Path | None = None) -> Path:
+    """Train replicate `n` of checkpoint `name`: its module's `RECIPE` with training seed
+    `RECIPE.seed + n`, saved as `<name>-r<n>` (zoo index: same parents, `replicate_of`, `seed`).
+
+    Replicates measure training variance: same data, code and hyper-parameters, another seed
+    (network init, minibatch order, training noise). Only a trainer whose module owns a `Recipe`
+    and that saves the checkpoint `name` qualifies; any other save raises before writing.
+    """
+    from scalebench.errors import UsageError
+    from scalebench.zoo import replicate_name, substitute
+
+    if n < 1:
+        raise UsageError(f"--replicate {n}: replicate numbers start at 1 (0 is the shipped checkpoint)")
+    recipe = getattr(importlib.import_module(train.__module__), "RECIPE", None)
+    if not isinstance(recipe, Recipe):
+        raise UsageError(f"{name} has no training recipe of its own (RECIPE in {train.__module__}); "
+                         "train a replicate of the checkpoint it loads instead")
+    with substitute(name, replicate_name(name, n), exclusive=True) as used:
+        path = train(recipe=dataclasses.replace(recipe, seed=recipe.seed + n), out_dir=out_dir)
+    if name not in used:
+        raise RuntimeError(f"training {name} saved no checkpoint named {name!r}")
+    return path

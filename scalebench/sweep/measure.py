@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 PREVIEW = 16  # samples kept in each record for the report's sample grids
 WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
 
-_GENERATORS: dict[tuple[str, str, bool, str], Any] = {}
+_GENERATORS: dict[tuple[str, str, bool, str, str], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
 _FLOPS: dict[tuple, float] = {}
 _THREADS: list[int] = []
@@ -83,14 +83,14 @@ def set_threads(n: int, steady_allocator: bool = True) -> dict[str, object]:
     return set_allocator(steady_allocator)
 
 
-def get_loaded(name: str, device: str, compile: bool = False, args: str = "") -> Any:
-    """The generator `name` on `device` built with `args` (canonical JSON of validated args), loaded
-    once per process (eager and compiled apart)."""
+def get_loaded(name: str, device: str, compile: bool = False, args: str = "", replicate: str = "") -> Any:
+    """The generator `name` on `device` built with `args` (canonical JSON of validated args) on the
+    `replicate` checkpoint ("" = its own), loaded once per process (eager and compiled apart)."""
     from scalebench.registry import load_generator
 
-    key = (name, device, compile, args)
+    key = (name, device, compile, args, replicate)
     if key not in _GENERATORS:
-        gen = load_generator(name, device=device, **(json.loads(args) if args else {}))
+        gen = load_generator(name, device=device, replicate=replicate, **(json.loads(args) if args else {}))
         if compile:
             compile_networks(gen)
         _GENERATORS[key] = gen
@@ -114,7 +114,7 @@ def compile_networks(gen: Any, backend: str = "inductor") -> None:
 def load(point: Point) -> Loaded:
     from scalebench.data import get_dataset
 
-    gen = get_loaded(point.generator, point.device, point.compile, point.args)
+    gen = get_loaded(point.generator, point.device, point.compile, point.args, point.replicate)
     card = gen.card.for_sampler(point.sampler)
     card.check_budget(point.budget)
     dataset = get_dataset(point.dataset or card.dataset, point.dataset_args)
@@ -246,7 +246,8 @@ def flops(ld: Loaded, point: Point, n: int = 8) -> float:
         if path.exists():
             _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
         else:  # counted on the eager networks: the FLOP counter does not see inside compiled graphs
-            gen = get_loaded(point.generator, point.device, args=point.args) if point.compile else ld.gen
+            gen = get_loaded(point.generator, point.device, args=point.args, replicate=point.replicate) \
+                if point.compile else ld.gen
             rng = _rng(point.device, PROBE_SEED)
             _FLOPS[key] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,6 +406,8 @@ def flag_noisy(records: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- the point
 
 def new_record(point: Point) -> dict[str, Any]:
+    from scalebench.registry import default_checkpoint
+
     return {
         "schema": SCHEMA_VERSION, "point_id": point.point_id, "spec_hash": point.spec_hash,
         "generator": point.name, "sampler": point.sampler, "S": point.S, "K": point.K,
@@ -413,6 +416,7 @@ def new_record(point: Point) -> dict[str, Any]:
         "fingerprint": point.fingerprint,
         **({"generator_name": point.generator} if point.entry_label else {}),
         **({"args": point.gen_args} if point.args else {}),
+        "replicate": point.replicate or default_checkpoint(point.generator),
         "identity": dict(point.identity), "metrics": {}, "cost": {}, "timing": {}, "warnings": [],
         "status": "failed", "error": None, "started_at": now(),
     }

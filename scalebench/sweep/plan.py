@@ -1,4 +1,4 @@
-"""Grid expansion: a spec becomes grid points (generator × sampler × S × K × seed).
+"""Grid expansion: a spec becomes grid points (generator × replicate × sampler × S × K × seed).
 
 A point's identity is a hash of everything that changes its numbers: the settings (sampler,
 budget, seed, sample count, batch size, device, dtype, threads, metrics, timing, compile) and the
@@ -7,6 +7,10 @@ checkpoints **and their parents** (zoo index), or for a plugin the hash it decla
 the files it names; the hash of its sampling code and of the measuring/metric code; the
 metric nets' checkpoints; the dataset fingerprint; the scalebench version. So the same spec
 resumes, and a changed setting, a retrained parent or a sampler fix re-runs.
+
+A point on a replicate checkpoint (`replicates` in the spec) has `replicate` set to its name and
+that checkpoint's lineage in place of the shipped one's; a point on the shipped checkpoint keeps
+`replicate` empty, so its id and fingerprint are those it had before replicates existed.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Point:
     args: str = ""  # the generator's validated args (canonical JSON; "" = none)
     dataset: str = ""  # the dataset the spec chose ("" = the card's)
     dataset_args: str = ""  # its validated args (canonical JSON)
+    replicate: str = ""  # the zoo checkpoint loaded instead of the shipped one ("" = the shipped one)
 
     @property
     def name(self) -> str:
@@ -67,21 +72,27 @@ class Point:
         d = asdict(self)
         d.pop("spec_hash")
         d.pop("identity")  # already summarised by `fingerprint`
-        for k in ("compile", "entry_label", "args", "dataset", "dataset_args"):
+        for k in ("compile", "entry_label", "args", "dataset", "dataset_args", "replicate"):
             if not d[k]:
                 d.pop(k)  # points without these settings keep the ids they had before the settings existed
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        return f"{self.name}/{self.sampler} S={self.S} K={self.K} seed={self.seed}"
+        rep = f" replicate={self.replicate}" if self.replicate else ""
+        return f"{self.name}/{self.sampler} S={self.S} K={self.K} seed={self.seed}{rep}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _checkpoint_identity(cls: Any, card: MethodCard, target: str) -> dict[str, str]:
-    """Content hashes of the weights behind a generator (never a constant placeholder)."""
-    from scalebench.zoo import file_hash, lineage_hash
+def _checkpoint_identity(cls: Any, card: MethodCard, target: str, replicate: str = "") -> dict[str, str]:
+    """Content hashes of the weights behind a generator (never a constant placeholder); with a
+    `replicate`, its lineage replaces that of the checkpoint it replicates."""
+    from scalebench.zoo import file_hash, lineage_hash, replicate_base
+
+    if replicate:
+        base = replicate_base(replicate)
+        return lineage_hash([replicate if c == base else c for c in getattr(cls, "checkpoints", ())])
 
     declared = getattr(cls, "fingerprint", None)
     if callable(declared):  # a plugin that knows its own identity
@@ -99,7 +110,8 @@ def _checkpoint_identity(cls: Any, card: MethodCard, target: str) -> dict[str, s
 
 
 def generator_identity(name: str, args: dict[str, Any] | None = None, dataset: str = "",
-                       dataset_args: str = "", metrics: tuple[str, ...] | None = None) -> dict[str, str]:
+                       dataset_args: str = "", metrics: tuple[str, ...] | None = None,
+                       replicate: str = "") -> dict[str, str]:
     """The parts of a generator's identity (see the module docstring); hashed into `fingerprint`.
     `args` are validated; `dataset` "" means the card's. The feature net the dataset chooses enters
     "metric_nets" (`featurenets.metric_nets`: digits' part is unchanged; Inception weights that are
@@ -117,8 +129,10 @@ def generator_identity(name: str, args: dict[str, Any] | None = None, dataset: s
              "measuring_code": measuring_code_hash(),
              "metric_nets": metric_nets(ds, metrics),
              "dataset": json.dumps(ds.fingerprint(), sort_keys=True, default=str)}
-    parts.update({f"checkpoint:{k}": v for k, v in _checkpoint_identity(cls, card, target).items()})
+    parts.update({f"checkpoint:{k}": v for k, v in _checkpoint_identity(cls, card, target, replicate).items()})
     parts.update(args_identity(declared(cls), args or {}))
+    if replicate:
+        parts["replicate"] = replicate
     return parts
 
 
@@ -157,6 +171,24 @@ def check_args_fit(cls: Any, where: str, args: dict[str, Any], dataset: str, dat
         from scalebench.data import get_dataset
 
         check(where, args, get_dataset(dataset, dataset_args).form)
+
+
+def resolve_replicates(where: str, cls: Any, entry: GeneratorEntry) -> tuple[str, ...]:
+    """The `replicate` of each of an entry's checkpoints: "" for the shipped one the generator loads,
+    else the replicate's name. The spec already checked they are zoo replicates of one checkpoint;
+    here that checkpoint must be one this generator loads (`checkpoints`)."""
+    if not entry.replicates:
+        return ("",)
+    from scalebench.zoo import replicate_base
+
+    loads = tuple(getattr(cls, "checkpoints", ()) or ())
+    base = replicate_base(entry.replicates[0])
+    if base not in loads:
+        what = f"loads {list(loads)}" if loads else "loads no zoo checkpoint"
+        hint = f"; list replicates of {loads[0]!r} (e.g. {loads[0] + '-r1'!r})" if loads else "; remove replicates"
+        raise SpecError(f"{where}: replicates = {list(entry.replicates)} are checkpoints of {base!r}, but "
+                        f"{entry.name} {what}{hint}")
+    return tuple("" if r == base else r for r in entry.replicates)
 
 
 def _labels(spec: SweepSpec) -> list[str]:
@@ -212,11 +244,13 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
         args = validate_args(where, declared(cls), dict(entry.args))
         dataset, ds_args = resolve_dataset(where, card, entry)
         check_args_fit(cls, where, args, dataset or card.dataset, ds_args)
-        identity = generator_identity(name, args, dataset, ds_args, tuple(entry.metrics))
-        fp = fingerprint_of(identity)
+        identities = {r: generator_identity(name, args, dataset, ds_args, tuple(entry.metrics), r)
+                      for r in resolve_replicates(where, cls, entry)}
         label = labels[i] if labels[i] != name else ""
         args_json = canonical_json(args) if args else ""
-        for sampler in entry.samplers:
+        for replicate, sampler in ((r, s) for r in identities for s in entry.samplers):
+            identity = identities[replicate]
+            fp = fingerprint_of(identity)
             try:
                 s_name = card.check_sampler(sampler)
                 s_card = card.for_sampler(s_name)
@@ -236,7 +270,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
                             dtype=spec.dtype, metrics=entry.metrics, timing=spec.timing,
                             fingerprint=fp, threads=spec.threads, identity=tuple(sorted(identity.items())),
                             spec_hash=spec.hash(), compile=spec.compile, entry_label=label, args=args_json,
-                            dataset=dataset, dataset_args=ds_args,
+                            dataset=dataset, dataset_args=ds_args, replicate=replicate,
                         ))
     if only and not points:
         raise SpecError(f"--only {' '.join(only)}: none of these generators is in {spec.source}")

@@ -23,6 +23,10 @@ Example::
     samplers = ["ddim", "ddpm"]
     K = [1, 2, 5, 10, 20, 50]
 
+    [[generators]]          # training variance: one row's points on each trained checkpoint
+    name = "gpt"
+    replicates = ["gpt", "gpt-r1", "gpt-r2"]   # zoo checkpoints: `scalebench train gpt --replicate N`
+
     [[generators]]          # a user's own model: args are the generator's declared params
     name = "diffusers"
     label = "my-unet"       # how its rows are named (default: the name, made unique per args)
@@ -30,7 +34,10 @@ Example::
     dataset = "imagefolder" # per entry or top level; default: the dataset the card names
     dataset_args = { path = "data/faces" }
 
-Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`.
+Every generator entry may override `seeds`, `samples`, `batch_size` and `metrics`. `replicates`
+(default: the generator's own checkpoint) lists zoo checkpoints trained with the same recipe and
+other training seeds; every (sampler, S, K, seed) runs on each, so a verdict can include training
+variance, not only the sampling seeds' variance.
 Defaults live in `DEFAULTS` and `TimingSettings`, nowhere else.
 
 `name` becomes the run directory `results/<name>` by default, so it must be one safe path
@@ -78,7 +85,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 EXECUTORS = ("local", "ray")
 EXECUTOR_KEYS = {"executor", "workers", "address", "gpus_per_worker"}
 GEN_KEYS = {"name", "samplers", "S", "K", "seeds", "samples", "batch_size", "metrics", "args", "label", "dataset",
-            "dataset_args"}
+            "dataset_args", "replicates"}
 DATASET_KEYS = {"dataset", "dataset_args"}  # top level (every generator) or per generator entry
 TOP_KEYS = set(DEFAULTS) | {"timing", "generators", "description"} | EXECUTOR_KEYS | DATASET_KEYS
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,79}")
@@ -113,6 +120,7 @@ class GeneratorEntry:
     label: str | None = None  # the rows' name when given (default: the generator's name, made unique)
     dataset: str | None = None  # None: the dataset the generator's card names
     dataset_args: Args = ()
+    replicates: tuple[str, ...] = ()  # zoo checkpoints of one recipe, other training seeds (() = the own one)
 
 
 def machine_threads() -> int:
@@ -143,7 +151,7 @@ class SweepSpec:
         d.pop("raw")
         d.pop("executor")  # how points run never changes what they measure
         for g in d["generators"]:  # specs without args keep the hash (and timing orders) they had before args
-            for k in ("args", "label", "dataset", "dataset_args"):
+            for k in ("args", "label", "dataset", "dataset_args", "replicates"):
                 if not g[k]:
                     g.pop(k)
         if not d["compile"]:
@@ -193,6 +201,34 @@ def _args(where: str, value: Any) -> Args:
         if not isinstance(v, str | int | float | bool):
             raise SpecError(f"{where}.{k} = {v!r} must be a string, number or boolean")
     return tuple(sorted(value.items()))
+
+
+def _replicates(where: str, value: Any) -> tuple[str, ...]:
+    """Zoo checkpoints, distinct, all replicates of one shipped checkpoint (whether the generator
+    loads that checkpoint is checked when the grid is planned, which imports the generator)."""
+    from scalebench.zoo import REPLICATE, checkpoint_path, read_index, replicate_base
+
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(f"{where}: replicates = {value!r} must be a non-empty list of zoo checkpoint names, "
+                        "e.g. [\"diffusion\", \"diffusion-r1\"]")
+    dup = sorted({v for v in value if value.count(v) > 1})
+    if dup:
+        raise SpecError(f"{where}: replicates lists {dup[0]!r} twice; list each checkpoint once")
+    index = read_index()
+    for v in value:
+        if v not in index or not checkpoint_path(v).exists():
+            m = REPLICATE.fullmatch(v)
+            base = m["base"] if m else v
+            fix = f"train it with `scalebench train {m['base']} --replicate {m['n']}`" if m else \
+                "name a zoo checkpoint"
+            known = sorted(k for k in index if replicate_base(k) == base)
+            raise SpecError(f"{where}: replicates has {v!r}, which is not a zoo checkpoint; {fix}"
+                            + (f" (zoo has {known})" if known else ""))
+    bases = sorted({replicate_base(v) for v in value})
+    if len(bases) > 1:
+        raise SpecError(f"{where}: replicates = {value!r} mixes replicates of {bases[0]!r} and {bases[1]!r}; "
+                        "list retrainings of one checkpoint")
+    return tuple(value)
 
 
 def _dataset(where: str, data: dict[str, Any], default: tuple[str | None, Args]) -> tuple[str | None, Args]:
@@ -317,6 +353,7 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
             metrics=_metrics(f"{where}: metrics", g.get("metrics", top["metrics"])),
             args=_args(f"{where}: args", g["args"]) if "args" in g else (),
             label=label, dataset=dataset, dataset_args=dataset_args,
+            replicates=_replicates(where, g["replicates"]) if "replicates" in g else (),
         ))
     return SweepSpec(name=top["name"], device=dev, dtype=top["dtype"], timing=timing,
                      generators=tuple(entries), threads=threads, source=source, raw=data,

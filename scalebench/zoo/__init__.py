@@ -5,15 +5,24 @@ wall time and final loss as string metadata. `index.json` beside them records, p
 checkpoint, its file, content hash and **parents** (the checkpoints it was built from: a
 distilled student names its teacher), so `lineage_hash` — which enters every grid point's
 identity — changes when a checkpoint *or any ancestor* is retrained.
+
+**Replicates.** `<name>-r<N>` is the checkpoint `<name>` trained again with the same recipe and
+training seed `recipe.seed + N` (`scalebench train <name> --replicate N`); its index entry adds
+`replicate_of` and `seed`. Generators name their checkpoint in code, so a replicate reaches them
+through `substitute(base, replicate)`: inside that block every load or save of `base` reads or
+writes the replicate instead — one mechanism for every family, no per-class argument.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,57 @@ ZOO_DIR = Path(__file__).resolve().parent
 INDEX = "index.json"
 META_REQUIRED = ("train_seconds", "final_loss", "recipe")
 """Every shipped checkpoint says how it was made: recipe, wall time and final training loss."""
+
+
+REPLICATE = re.compile(r"(?P<base>.+)-r(?P<n>[1-9][0-9]*)")
+"""A replicate's name: the shipped checkpoint's name, "-r", the replicate number (≥ 1)."""
+
+_SUBSTITUTES: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("zoo_substitutes", default=None)
+_USED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("zoo_substitutes_used", default=None)
+_EXCLUSIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_substitutes_exclusive", default=False)
+
+
+def replicate_name(base: str, n: int) -> str:
+    """The checkpoint name of replicate `n` of `base` (n = 0 is `base` itself)."""
+    if n < 0:
+        raise ValueError(f"replicate number {n} must be ≥ 0")
+    return f"{base}-r{n}" if n else base
+
+
+def replicate_base(name: str, directory: Path | None = None) -> str:
+    """The shipped checkpoint a checkpoint replicates (its index's `replicate_of`), else the name itself."""
+    return read_index(directory).get(name, {}).get("replicate_of") or name
+
+
+@contextlib.contextmanager
+def substitute(base: str, replicate: str, exclusive: bool = False) -> Iterator[set[str]]:
+    """Within the block, loading or saving checkpoint `base` uses `replicate` instead.
+
+    Yields the set of substituted names actually loaded or saved, so a caller can check that the
+    code it ran did read the replicate (a generator that loads its weights lazily, after the block,
+    would otherwise silently sample the shipped checkpoint). `exclusive`: saving any checkpoint
+    that is not substituted raises before writing (training a replicate never overwrites another)."""
+    used: set[str] = set()
+    t1 = _SUBSTITUTES.set({**(_SUBSTITUTES.get() or {}), base: replicate})
+    t2 = _USED.set(used)
+    t3 = _EXCLUSIVE.set(exclusive or _EXCLUSIVE.get())
+    try:
+        yield used
+    finally:
+        _EXCLUSIVE.reset(t3)
+        _USED.reset(t2)
+        _SUBSTITUTES.reset(t1)
+
+
+def _resolve(name: str) -> str:
+    """`name`, or the replicate substituted for it by an enclosing `substitute` block."""
+    sub = (_SUBSTITUTES.get() or {}).get(name)
+    if sub is None:
+        return name
+    used = _USED.get()
+    if used is not None:
+        used.add(name)
+    return sub
 
 
 def checkpoint_path(name: str, directory: Path | None = None) -> Path:
@@ -51,10 +111,14 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], meta: dict[str, A
     missing = [k for k in META_REQUIRED if k not in meta]
     if missing:
         raise ValueError(f"checkpoint {name!r}: metadata lacks {missing}; pass fit()'s stats into meta")
+    base, name = name, _resolve(name)
+    if name == base and _EXCLUSIVE.get():
+        raise RuntimeError(f"checkpoint {base!r} is not the replicate being trained; nothing written")
+    replica = {"replicate_of": base, "seed": (meta.get("recipe") or {}).get("seed")} if name != base else {}
     directory = directory or ZOO_DIR
     path = checkpoint_path(name, directory)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    meta = {**meta, "parents": list(parents)}
+    meta = {**meta, "parents": list(parents), **replica}
 
     def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta, sort_keys=True, default=str)})
@@ -64,17 +128,21 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], meta: dict[str, A
     _file_hash.cache_clear()
     index = read_index(directory)
     index[name] = {"file": path.name, "sha256": file_hash(path), "parents": list(parents),
-                   "size_bytes": path.stat().st_size}
+                   "size_bytes": path.stat().st_size, **replica}
     atomic_write_text(directory / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def load_checkpoint(name: str, device: str = "cpu", directory: Path | None = None
                     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load weights and metadata; a missing file names the command that makes it."""
+    """Load weights and metadata (of the replicate, inside `substitute`); a missing file names the
+    command that makes it."""
+    name = _resolve(name)
     path = checkpoint_path(name, directory)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} is missing; create it with `scalebench train {name}`")
+        m = REPLICATE.fullmatch(name)
+        how = f"scalebench train {m['base']} --replicate {m['n']}" if m else f"scalebench train {name}"
+        raise FileNotFoundError(f"checkpoint {path} is missing; create it with `{how}`")
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
