@@ -56,11 +56,16 @@ train: install  # one at a time: each recipe uses the machine's cores
 	$(SB) train features
 	$(SB) train refnet
 	$(SB) train diffusion
+	$(SB) train diffusion --replicate 1  # replicates: same recipe, training seed + N (a spec's `replicates`)
+	$(SB) train diffusion --replicate 2
 	$(SB) train gpt
+	$(SB) train gpt --replicate 1
+	$(SB) train gpt --replicate 2
 	$(SB) train pixelcnn
 	$(SB) train mtp
 	$(SB) train maskgit
 	$(SB) train var
+	$(SB) train mar
 	$(SB) train gan
 	$(SB) train imm
 	$(SB) train consistency  # after diffusion: distilled from it
