@@ -70,7 +70,7 @@ def decode(model: CausalTransformer, r: int, u: torch.Tensor, use_cache: bool = 
     """
     n = u.shape[0]
     cond, pos = _cond(r, n, u.device), _positions(r, u.device)
-    cache = model.new_cache() if use_cache else None
+    cache = model.new_cache(capacity=cond.view(n, -1).shape[1] + r * r) if use_cache else None
 
     def next_logits(i: int, tokens: torch.Tensor) -> torch.Tensor:
         if cache is None:

@@ -38,12 +38,18 @@ class TransformerConfig:
 class KVCache:
     """Per-layer keys and values of the positions seen so far, for incremental decoding.
 
-    `truncate` rolls the cache back (blockwise decoding discards rejected proposals).
+    Written in place into a buffer per layer (preallocated to `capacity` positions when the
+    caller knows the longest sequence, else grown by doubling), so a step costs O(new positions)
+    instead of a `torch.cat` copy of the whole cache: decoding S tokens is O(S) copies, not O(S²).
+    Attention reads a view of the valid prefix. `truncate` rolls the cache back (blockwise
+    decoding discards rejected proposals); later appends overwrite the discarded positions.
     """
 
-    def __init__(self, n_layers: int) -> None:
+    def __init__(self, n_layers: int, capacity: int = 0) -> None:
         self.k: list[torch.Tensor | None] = [None] * n_layers
         self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.lengths = [0] * n_layers
+        self.capacity = capacity
 
     @property
     def length(self) -> int:
@@ -51,21 +57,36 @@ class KVCache:
         return self.layer_length(0)
 
     def layer_length(self, layer: int) -> int:
-        k = self.k[layer]
-        return 0 if k is None else k.shape[2]
+        return self.lengths[layer]
+
+    def _reserve(self, layer: int, like: torch.Tensor, needed: int) -> None:
+        buf = self.k[layer]
+        if buf is not None and buf.shape[2] >= needed and buf.shape[:2] == like.shape[:2]:
+            return
+        size = max(needed, self.capacity, 2 * (buf.shape[2] if buf is not None else 0))
+        b, h, _, dh = like.shape
+        k = like.new_empty(b, h, size, dh)
+        v = like.new_empty(b, h, size, dh)
+        old = self.lengths[layer]
+        if buf is not None and old:
+            k[:, :, :old] = buf[:, :, :old]
+            v[:, :, :old] = self.v[layer][:, :, :old]  # type: ignore[index]
+        self.k[layer], self.v[layer] = k, v
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add this step's (B, H, T, dh) keys/values to `layer`; return the full ones."""
-        kp, vp = self.k[layer], self.v[layer]
-        if kp is not None and vp is not None:
-            k, v = torch.cat([kp, k], dim=2), torch.cat([vp, v], dim=2)
-        self.k[layer], self.v[layer] = k, v
-        return k, v
+        """Write this step's (B, H, T, dh) keys/values after the cached ones; return views of all of them."""
+        start = self.lengths[layer]
+        end = start + k.shape[2]
+        self._reserve(layer, k, end)
+        kb, vb = self.k[layer], self.v[layer]
+        assert kb is not None and vb is not None
+        kb[:, :, start:end] = k
+        vb[:, :, start:end] = v
+        self.lengths[layer] = end
+        return kb[:, :, :end], vb[:, :, :end]
 
     def truncate(self, length: int) -> None:
-        for i, (k, v) in enumerate(zip(self.k, self.v, strict=True)):
-            if k is not None and v is not None:
-                self.k[i], self.v[i] = k[:, :, :length], v[:, :, :length]
+        self.lengths = [min(n, length) for n in self.lengths]
 
 
 class Attention(nn.Module):
@@ -139,8 +160,9 @@ class CausalTransformer(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.cfg.n_layers)
+    def new_cache(self, capacity: int = 0) -> KVCache:
+        """An empty cache; `capacity` = the longest sequence it will hold (prefix included), if known."""
+        return KVCache(self.cfg.n_layers, capacity)
 
     def forward(self, tokens: torch.Tensor | None = None, pos: torch.Tensor | None = None,
                 cond: torch.Tensor | None = None, cache: KVCache | None = None,
