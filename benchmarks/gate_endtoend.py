@@ -7,8 +7,10 @@ four points of `benchmarks/ci-speed.toml` take (1 + s)× as long while FLOPs and
 same (only timing can see it). The patch is appended to the scratch tree's
 `scalebench/methods/nets/{unet,transformer}.py` before an `ab` run and removed after it; with
 s = 0 the working tree is clean (a no-change run: any regression is a false alarm). Levels are
-interleaved (rep 0 of every level, then rep 1, …) so a drift in the machine's load hits all
-alike, and every `ab` run takes `flock /tmp/scalebench-cpu.lock` for itself only.
+interleaved so a drift in the machine's load hits all
+alike (each level's runs are spread evenly over the whole measurement), and every `ab` run takes
+`flock /tmp/scalebench-cpu.lock` for itself only. Re-running with the same --out resumes after the
+runs already recorded.
 
     git worktree add --detach /tmp/gate-scratch HEAD
     .venv/bin/python benchmarks/gate_endtoend.py --scratch /tmp/gate-scratch \\
@@ -94,7 +96,7 @@ def ab_once(tree: Path, out: Path, extra: list[str]) -> tuple[int, dict | None, 
 def summary_row(level: float, rc: int, report: dict | None, wall: float, load: tuple[float, float], sha: str) -> dict:
     lat = [r for r in (report or {}).get("rows", []) if r["metric"] == "latency_s"]
     return {
-        "level": level, "exit_code": rc, "fired": rc == 1, "wall_s": round(wall, 1), "sha": sha,
+        "level": level, "exit_code": rc, "fired": rc == 1, "wall_s": round(wall, 1), "sha": sha,  # incl. lock wait
         "load_before": round(load[0], 2), "load_after": round(load[1], 2),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "other_regressions": sorted({r["metric"] for r in (report or {}).get("rows", [])
@@ -107,7 +109,7 @@ def summary_row(level: float, rc: int, report: dict | None, wall: float, load: t
 def summarize(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     print("| planted slowdown (network time) | ab runs | fired (exit 1) | exit 2 | median measured ratio "
-          "(all points) | min–max ratio | min / s per ab run |")
+          "(all points) | min–max ratio | s per ab run (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for level in sorted({r["level"] for r in rows}):
         rs = [r for r in rows if r["level"] == level]
@@ -116,7 +118,7 @@ def summarize(path: Path) -> None:
         name = "none (no change)" if level == 0 else f"{level:.0%}" if level < 1 else f"{1 + level:g}×"
         print(f"| {name} | {len(rs)} | {fired}/{len(rs)} = {fired / len(rs):.0%} | "
               f"{sum(r['exit_code'] == 2 for r in rs)} | {statistics.median(ratios):.3f} | "
-              f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(r['wall_s'] for r in rs):.0f} |")
+              f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(r.get('ab_wall_s') or r['wall_s'] for r in rs):.0f} |")
     others = sorted({m for r in rows for m in r["other_regressions"]})
     print(f"\nnon-latency regressions seen: {others or 'none'}; loads {min(r['load_before'] for r in rows):.1f}–"
           f"{max(r['load_before'] for r in rows):.1f} before each run")
@@ -144,7 +146,10 @@ def main() -> None:
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True,
                          check=True).stdout.strip()
     levels = [(float(lv), int(n)) for lv, n in (item.split(":") for item in args.levels.split(","))]
-    plan = [(rep, lv) for rep in range(max(n for _, n in levels)) for lv, n in levels if rep < n]
+    # each level's runs spread evenly over the whole measurement (rep r of n at (r + ½)/n), so a
+    # drift in the machine's load, or stopping early, leaves every level equally represented
+    plan = sorted(((rep, lv) for lv, n in levels for rep in range(n)),
+                  key=lambda t: ((t[0] + 0.5) / dict(levels)[t[1]], t[1]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = sum(1 for _ in args.out.open()) if args.out.exists() else 0
     for i, (rep, level) in enumerate(plan):
@@ -157,6 +162,8 @@ def main() -> None:
         finally:
             restore(originals)
         row = summary_row(level, rc, report, wall, (load0, os.getloadavg()[0]), sha)
+        meta = args.keep / f"{i:03d}-{level:g}" / "ab.json"
+        row["ab_wall_s"] = json.loads(meta.read_text()).get("wall_s") if meta.exists() else None  # without the lock wait
         if report is None:
             row["error"] = err
         with args.out.open("a") as f:
