@@ -297,6 +297,16 @@ app.command("compare")(cli_errors(compare_cmd))
 app.command("ab")(cli_errors(ab_cmd))
 
 
+def _register_history() -> None:
+    """`scalebench history add|build|backfill` (scalebench/history/commands.py; `history STORE` = build)."""
+    from scalebench.history.commands import register
+
+    register(app, cli_errors)
+
+
+_register_history()
+
+
 def main() -> None:  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(app())
