@@ -8,9 +8,9 @@ same (only timing can see it). The patch is appended to the scratch tree's
 `scalebench/methods/nets/{unet,transformer}.py` before an `ab` run and removed after it; with
 s = 0 the working tree is clean (a no-change run: any regression is a false alarm). Levels are
 interleaved so a drift in the machine's load hits all
-alike (each level's runs are spread evenly over the whole measurement), and every `ab` run takes
-`flock /tmp/scalebench-cpu.lock` for itself only. Re-running with the same --out resumes after the
-runs already recorded.
+alike (each level's runs are spread evenly over the whole measurement). The runs hold the shared
+CPU lock `/tmp/scalebench-cpu.lock` (`--per-lock` ab runs per hold, then it is released so other
+heavy jobs interleave). Re-running with the same --out resumes after the runs already recorded.
 
     git worktree add --detach /tmp/gate-scratch HEAD
     .venv/bin/python benchmarks/gate_endtoend.py --scratch /tmp/gate-scratch \\
@@ -24,12 +24,15 @@ point, ratio, 95 % interval, raw and adjusted p and verdict.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LOCK = "/tmp/scalebench-cpu.lock"
@@ -78,11 +81,23 @@ def restore(originals: dict[Path, str]) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+@contextmanager
+def cpu_lock() -> Iterator[float]:
+    """Hold the shared CPU lock (as `flock /tmp/scalebench-cpu.lock`); yields the seconds waited."""
+    t0 = time.time()
+    with open(LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield time.time() - t0
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ab_once(tree: Path, out: Path, extra: list[str]) -> tuple[int, dict | None, float, str]:
-    """One `scalebench ab HEAD --json` in `tree` under the CPU lock: (exit code, report, wall s, stderr tail)."""
+    """One `scalebench ab HEAD --json` in `tree` (the caller holds the CPU lock): (exit code, report, wall s,
+    stderr tail)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "COLUMNS": "200"}
-    cmd = ["flock", LOCK, sys.executable, "-P", "-m", "scalebench.cli", "ab", "HEAD", "--out", str(out), "--json",
-           *extra]
+    cmd = [sys.executable, "-P", "-m", "scalebench.cli", "ab", "HEAD", "--out", str(out), "--json", *extra]
     t0 = time.time()
     res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.time() - t0
@@ -96,7 +111,7 @@ def ab_once(tree: Path, out: Path, extra: list[str]) -> tuple[int, dict | None, 
 def summary_row(level: float, rc: int, report: dict | None, wall: float, load: tuple[float, float], sha: str) -> dict:
     lat = [r for r in (report or {}).get("rows", []) if r["metric"] == "latency_s"]
     return {
-        "level": level, "exit_code": rc, "fired": rc == 1, "wall_s": round(wall, 1), "sha": sha,  # incl. lock wait
+        "level": level, "exit_code": rc, "fired": rc == 1, "wall_s": round(wall, 1), "sha": sha,
         "load_before": round(load[0], 2), "load_after": round(load[1], 2),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "other_regressions": sorted({r["metric"] for r in (report or {}).get("rows", [])
@@ -118,7 +133,7 @@ def summarize(path: Path) -> None:
         name = "none (no change)" if level == 0 else f"{level:.0%}" if level < 1 else f"{1 + level:g}×"
         print(f"| {name} | {len(rs)} | {fired}/{len(rs)} = {fired / len(rs):.0%} | "
               f"{sum(r['exit_code'] == 2 for r in rs)} | {statistics.median(ratios):.3f} | "
-              f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(r.get('ab_wall_s') or r['wall_s'] for r in rs):.0f} |")
+              f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(r['wall_s'] for r in rs):.0f} |")
     others = sorted({m for r in rows for m in r["other_regressions"]})
     print(f"\nnon-latency regressions seen: {others or 'none'}; loads {min(r['load_before'] for r in rows):.1f}–"
           f"{max(r['load_before'] for r in rows):.1f} before each run")
@@ -130,6 +145,7 @@ def main() -> None:
     ap.add_argument("--levels", default="0:20,0.2:10,1.0:3", help="LEVEL:RUNS,…; LEVEL = planted fraction")
     ap.add_argument("--out", type=Path, default=Path("results/gate-endtoend-cpu/runs.jsonl"))
     ap.add_argument("--keep", type=Path, default=Path("/tmp/gate-e2e"), help="where each ab run's rounds go")
+    ap.add_argument("--per-lock", type=int, default=1, help="ab runs per hold of the CPU lock (1: release after each)")
     ap.add_argument("--ab-args", default="", help="extra `scalebench ab` options (default: none, its defaults)")
     ap.add_argument("--summarize", type=Path, default=None, help="print the table of a runs.jsonl and exit")
     args = ap.parse_args()
@@ -152,25 +168,28 @@ def main() -> None:
                   key=lambda t: ((t[0] + 0.5) / dict(levels)[t[1]], t[1]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = sum(1 for _ in args.out.open()) if args.out.exists() else 0
-    for i, (rep, level) in enumerate(plan):
-        if i < done:  # resume: these runs are already recorded
-            continue
-        originals = plant(tree, level)
-        try:
-            load0 = os.getloadavg()[0]
-            rc, report, wall, err = ab_once(tree, args.keep / f"{i:03d}-{level:g}", args.ab_args.split())
-        finally:
-            restore(originals)
-        row = summary_row(level, rc, report, wall, (load0, os.getloadavg()[0]), sha)
-        meta = args.keep / f"{i:03d}-{level:g}" / "ab.json"
-        row["ab_wall_s"] = json.loads(meta.read_text()).get("wall_s") if meta.exists() else None  # without the lock wait
-        if report is None:
-            row["error"] = err
-        with args.out.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        ratios = " ".join(f"{p['ratio']:.3f}" for p in row["points"] if p["ratio"] is not None)
-        print(f"[{i + 1}/{len(plan)}] level {level:g} rep {rep}: exit {rc}, ratios {ratios} ({wall:.0f}s)", flush=True)
-
+    todo = [(i, rep, level) for i, (rep, level) in enumerate(plan) if i >= done]  # resume after recorded runs
+    for b in range(0, len(todo), args.per_lock):
+        with cpu_lock() as waited:
+            for i, rep, level in todo[b:b + args.per_lock]:
+                out = args.keep / f"{i:03d}-{level:g}"
+                originals = plant(tree, level)
+                try:
+                    load0 = os.getloadavg()[0]
+                    rc, report, wall, err = ab_once(tree, out, args.ab_args.split())
+                finally:
+                    restore(originals)
+                row = summary_row(level, rc, report, wall, (load0, os.getloadavg()[0]), sha)
+                row["lock_wait_s"] = round(waited, 1)
+                if report is None:
+                    row["error"] = err
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                ratios = " ".join(f"{p['ratio']:.3f}" for p in row["points"] if p["ratio"] is not None)
+                print(f"[{i + 1}/{len(plan)}] level {level:g} rep {rep}: exit {rc}, ratios {ratios} ({wall:.0f}s, "
+                      f"waited {waited:.0f}s for the lock)", flush=True)
+                waited = 0.0
+        time.sleep(3)  # let a job waiting for the lock take it before this one asks again
 
 if __name__ == "__main__":
     main()
