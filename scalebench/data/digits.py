@@ -6,8 +6,9 @@ Canonical form: floats in [0, 1] on the 17-level grid, N×1×8×8.
 
 Splits (fixed, seeded; disjoint), so that no net judges data it was trained on:
 
-- ``train`` (1000) — trains the generators (and the reference likelihood model);
-- ``features`` (397) — trains only the feature net behind FID/KID/precision/recall/diversity;
+- ``train`` (1000) — trains the generators only;
+- ``features`` (397) — trains the judges: the feature net behind FID/KID/precision/recall/diversity
+  and the reference likelihood model (`refnet`), so no judge has seen an image a generator could copy;
 - ``reference`` (400) — held out from every net: the FID/KID and precision/recall reference,
   and the real data whose nearest-neighbour distances set the memorisation threshold;
 - ``test`` = features ∪ reference (797) — everything the generators never saw: test NLL.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -100,20 +101,25 @@ def reference_features(dataset: Any, split: str | None = None, device: str = "cp
     return feats
 
 
-def _fid_metric(real: torch.Tensor, dataset: Any, device: str) -> Any:
-    """A torchmetrics FID whose real-side state is set from cached features.
+def _fid_metric(real: torch.Tensor, fake: torch.Tensor, dataset: Any, device: str) -> Any:
+    """A torchmetrics FID whose state is set from features of both sides.
 
     The state update mirrors `FrechetInceptionDistance.update` exactly (float64 sums of
-    features and of their outer products), so the result equals feeding the real images.
+    features and of their outer products; the result cast back to the features' dtype), so
+    the result equals feeding the images.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     fid = FrechetInceptionDistance(feature=extractor_for(dataset, device), normalize=True,
                                    reset_real_features=False).to(device)
-    f = real.to(device).double()
-    fid.real_features_sum += f.sum(dim=0)
-    fid.real_features_cov_sum += f.t().mm(f)
-    fid.real_features_num_samples += f.shape[0]
+    for f, side in ((real, "real"), (fake, "fake")):
+        f64 = f.to(device).double()
+        getattr(fid, f"{side}_features_sum").add_(f64.sum(dim=0))
+        getattr(fid, f"{side}_features_cov_sum").add_(f64.t().mm(f64))
+        setattr(fid, f"{side}_features_num_samples",
+                getattr(fid, f"{side}_features_num_samples") + f64.shape[0])
+    fid.orig_dtype = fake.dtype
+    fid._update_count += 1  # the state is filled: what update() would have counted (no "compute before update")
     return fid
 
 
@@ -127,16 +133,26 @@ def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_
     (forked RNG), so the same samples give the same KID. Fewer than 2 samples give NaN.
     """
     x = dataset.quantise(samples.detach().float()).to(device)
-    real = reference_features(dataset, reference_split, device)
+    fake = extractor_for(dataset, device)(x) if len(x) else torch.zeros(0, 1)
+    return fid_kid_features(fake, reference_features(dataset, reference_split, device), dataset, device,
+                            kid_subset_size, kid_subsets, which)
+
+
+def fid_kid_features(fake: torch.Tensor, real: torch.Tensor, dataset: Any, device: str = "cpu",
+                     kid_subset_size: int = KID_SUBSET_SIZE, kid_subsets: int = KID_SUBSETS,
+                     which: tuple[str, ...] = ("fid", "kid"), low_rank: bool = False) -> dict[str, float]:
+    """`fid_kid` on feature-net features of both sides (the data floor redraws the reference).
+
+    `low_rank`: compute FID by `fid_low_rank` when the feature dimension exceeds a side's count."""
     out: dict[str, float] = {}
-    n = x.shape[0]
+    n = fake.shape[0]
     if "fid" in which:
         if n < 2:
             out["fid"] = float("nan")
+        elif low_rank and fake.shape[1] > min(n, real.shape[0]):
+            out["fid"] = fid_low_rank(fake.cpu(), real.cpu())
         else:
-            fid = _fid_metric(real, dataset, device)
-            fid.update(x, real=False)
-            out["fid"] = float(fid.compute())
+            out["fid"] = float(_fid_metric(real, fake, dataset, device).compute())
     if "kid" in which:
         size = min(kid_subset_size, n, real.shape[0])
         if size < 2:
@@ -150,12 +166,32 @@ def fid_kid(samples: torch.Tensor, dataset: Any, device: str = "cpu", reference_
                                               subset_size=size, normalize=True,
                                               reset_real_features=False).to(device)
             kid.real_features.append(real.to(device))
-            kid.update(x, real=False)
+            kid.fake_features.append(fake.to(device))
+            kid._update_count += 1
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(KID_SEED)
                 mean, std = kid.compute()
             out["kid"], out["kid_std"] = float(mean), float(std)
     return out
+
+
+def fid_low_rank(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """FID of two feature sets through their Gram matrix, for d above the sample counts (Inception, 2048-d).
+
+    With centred features X1 (n1×d), X2 (n2×d) and unbiased covariances Σi = XiᵀXi/(ni−1), the nonzero
+    eigenvalues of Σ1Σ2 are the squared singular values of C = X2X1ᵀ/√((n1−1)(n2−1)), so
+    Tr (Σ1Σ2)^½ = ‖C‖_* (nuclear norm): an n2×n1 SVD instead of a d×d non-symmetric eigenproblem
+    (the data floor computes FID `floor.DRAWS` times). Same value as torchmetrics' up to rounding.
+    """
+    x1, x2 = real.double(), fake.double()
+    n1, n2 = len(x1), len(x2)
+    if n1 < 2 or n2 < 2:
+        return float("nan")
+    mu1, mu2 = x1.mean(0), x2.mean(0)
+    c1, c2 = x1 - mu1, x2 - mu2
+    cross = torch.linalg.svdvals(c2 @ c1.T / math.sqrt((n1 - 1) * (n2 - 1))).sum()
+    tr = (c1 * c1).sum() / (n1 - 1) + (c2 * c2).sum() / (n2 - 1)
+    return float(((mu1 - mu2) ** 2).sum() + tr - 2 * cross)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

@@ -1,20 +1,27 @@
 """The data floor: what real data scores on each sample metric at the run's sample count.
 
 A generator cannot be told apart from real data once its metric sits inside the spread that
-real images themselves show against the same reference at the same n. Real images for the
-floor must be unseen by the judge of that metric, and disjoint from the reference:
+real images themselves show at the same n. The floor's real images are never ones the metric's
+own judge was trained on, and each of the `DRAWS` (200) resamples draws them **without
+replacement** (duplicates would shrink k-NN radii and pairwise distances, and bias FID):
 
-- feature-net metrics (FID, KID, precision, recall, diversity): the `train` split (the
-  feature net never saw it; it is what a perfect generator would reproduce the law of);
-- `ref_nll`: the `test` split (features ∪ reference), which the reference model never saw;
-- memorisation: the `features` split, which no generator saw (the `reference` split sets
-  the threshold, so it would score 1 % by construction).
+- feature-net metrics (FID, KID, precision, recall, diversity): the pool is the generators'
+  `train` split ∪ the `reference` split, which the feature net never saw (it trained on
+  `features`). Each draw re-splits the pool at random into a reference-sized set and n
+  samples, so the spread includes the reference set's own variance (for a difference of two
+  disjoint simple random samples that spread is the i.i.d. one, with no finite-pool shrinkage);
+- `ref_nll`: the pool is `train` ∪ `reference`, which the reference model never saw (it
+  trained on `features`); each draw is n of those images. The metric is a mean of per-image
+  bits/dim, computed once, so the subsample spread is scaled by the finite-pool correction
+  √((N−1)/(N−n)) to the spread of n fresh images; there is no reference set to redraw;
+- memorisation (pixel and feature): the pool is the `reference` split, which neither the
+  generators nor the feature net saw. Each draw holds out m = min(n, ⌊R/2⌋) reference images
+  and sets the copy threshold from the other R − m (cross-fitting), so the threshold's own
+  variance is in the spread. For n > R/2 the spread is that at m (larger than at n:
+  conservative for `scalebench.flags`).
 
-The floor's **mean** is the metric of n real images drawn without replacement (averaged over
-`DRAWS` draws when the pool is larger than n; drawn with replacement, and flagged, when it is
-smaller). Its **sd** is the bootstrap standard error: the spread over `DRAWS` resamples of n
-images with replacement (Efron 1979) — the spread a perfect generator's metric would show
-from seed to seed at this n.
+When a pool is smaller than the draw needs, images are drawn with replacement and the entry
+says `replace: true`. The floor's mean and sd are the mean and sd over the draws.
 
 Floors are cached on disk (JSON, atomic) keyed by everything that changes them, so a sweep
 pays for each (n, metric set) once per cache directory.
@@ -25,18 +32,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
 
-DRAWS = 10
-FORMAT = 2
-POOLS = {"ref_nll": "test", "memorisation": "features", "memorisation_feat": "features"}
-DEFAULT_POOL = "train"
+DRAWS = 200
+FORMAT = 3
+FEATURE_FLOORS = ("fid", "kid", "precision", "recall", "diversity")
+MEMORISATION_FLOORS = ("memorisation", "memorisation_feat")
 
 
 def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
@@ -51,22 +59,101 @@ def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
     else:  # another net (Inception): its weights, when a metric uses it
         features = (featurenets.identity(dataset) if set(metrics) & set(featurenets.FEATURE_METRICS) else "unused")
     return {"format": FORMAT, "dataset": dataset.fingerprint(), "metrics": sorted(metrics), "n": n,
-            "draws": DRAWS, "features": features, "ref": checkpoint_hash(REFERENCE),
+            "draws": DRAWS, "features": features,
+            "ref": checkpoint_hash(REFERENCE) if "ref_nll" in metrics else "unused",
             "code": measuring_code_hash()}
 
 
-def _draw(pool: torch.Tensor, n: int, seed: int, replace: bool) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if replace or n > len(pool):
-        return pool[torch.randint(len(pool), (n,), generator=g)]
-    return pool[torch.randperm(len(pool), generator=g)[:n]]
+def _indices(size: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """n distinct indices of range(size) (with replacement only when n > size)."""
+    if n > size:
+        return torch.randint(size, (n,), generator=g)
+    return torch.randperm(size, generator=g)[:n]
 
 
-def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu") -> dict[str, dict[str, float]]:
-    """{metric: {"mean", "sd", "n", "draws"}} of real data at sample count n (cached)."""
+def _entry(values: list[float], n: int, pool: str, pool_size: int, replace: bool, scale: float = 1.0,
+           **extra: Any) -> dict[str, Any]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) * scale, "n": n, "draws": len(values),
+            "pool": pool, "pool_size": pool_size, "replace": replace, "without_replacement": not replace, **extra}
+
+
+def _feature_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
+    """FID/KID/precision/recall/diversity of n real images vs a redrawn reference, over `DRAWS` re-splits."""
+    from scalebench.metrics.diversity import mean_pairwise_distance
+    from scalebench.metrics.fid import extractor_for, fid_kid_features, reference_features
+    from scalebench.metrics.precision_recall import precision_recall_features
+
+    ref = reference_features(dataset, None, device).float().cpu()
+    gen_split = dataset.canonical(dataset.generator_split)
+    take = _indices(len(gen_split), min(len(gen_split), n + len(ref)), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gen_feats = extractor_for(dataset, device)(dataset.quantise(gen_split[take]).to(device)).float().cpu()
+    pool = torch.cat([gen_feats, ref])
+    r, rest = len(ref), len(pool) - len(ref)
+    replace = n > rest
+    fk = tuple(m for m in ("fid", "kid") if m in metrics)
+    values: dict[str, list[float]] = {m: [] for m in metrics}
+    for i in range(DRAWS):
+        g = torch.Generator().manual_seed(i)
+        perm = torch.randperm(len(pool), generator=g)
+        ref_i, samples = pool[perm[:r]], pool[perm[r:][_indices(rest, n, g)]]
+        got: dict[str, float] = {}
+        if fk:
+            got.update(fid_kid_features(samples, ref_i, dataset, device, which=fk, low_rank=True))
+        if {"precision", "recall"} & set(metrics):
+            got.update(precision_recall_features(samples, ref_i))
+        if "diversity" in metrics:
+            got["diversity"] = mean_pairwise_distance(samples) / mean_pairwise_distance(ref_i)
+        for m in metrics:
+            values[m].append(got[m])
+    name = f"{dataset.generator_split}+{dataset.reference_split}, reference redrawn"
+    return {m: _entry(values[m], n, name, len(pool), replace, reference_size=r) for m in metrics}
+
+
+def _mean_floor(per_image: torch.Tensor, n: int, pool: str) -> dict[str, Any]:
+    """Floor of a per-image mean: `DRAWS` subsamples of n, spread scaled to n fresh images."""
+    size = len(per_image)
+    replace = n >= size
+    values = []
+    for i in range(DRAWS):
+        g = torch.Generator().manual_seed(i)
+        idx = torch.randint(size, (n,), generator=g) if replace else _indices(size, n, g)
+        values.append(float(per_image[idx].double().mean()))
+    scale = 1.0 if replace else math.sqrt((size - 1) / (size - n))  # finite-pool correction
+    return _entry(values, n, pool, size, replace, scale)
+
+
+def _ref_nll_floor(dataset: Any, n: int, device: str) -> dict[str, Any]:
+    from scalebench.metrics.refnll import HELD_OUT, reference_nll
+
+    pool = torch.cat([dataset.quantise(dataset.canonical(s)) for s in HELD_OUT])
+    return _mean_floor(reference_nll(pool, device).cpu(), n, "+".join(HELD_OUT))
+
+
+def _memorisation_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
+    """Copy fraction of held-out reference images under a threshold set by the rest (cross-fitted)."""
+    from scalebench.metrics.memorisation import SPACES, reference_distances, threshold_of
+
+    out = {}
+    for space, key in SPACES:
+        if key not in metrics:
+            continue
+        d = reference_distances(dataset, space, device)
+        m = min(n, len(d) // 2)
+        values = []
+        for i in range(DRAWS):
+            perm = torch.randperm(len(d), generator=torch.Generator().manual_seed(i))
+            held, rest = d[perm[:m]], d[perm[m:]]
+            values.append(float((held <= threshold_of(rest)).double().mean()))
+        out[key] = _entry(values, n, f"{dataset.reference_split}, threshold cross-fitted", len(d), False,
+                          held_out=m, threshold_size=len(d) - m)
+    return out
+
+
+def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """{metric: {"mean", "sd", "n", "draws", "pool", ...}} of real data at sample count n (cached)."""
     from scalebench.atomic import atomic_write_text
     from scalebench.metrics.fid import cache_dir
-    from scalebench.metrics.quality import compute_quality
 
     wanted = tuple(sorted(set(metrics)))
     if not wanted:
@@ -76,21 +163,20 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
                                      .hexdigest()[:20] + ".json")
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))["floor"]
+    parts: list[tuple[list[str], Callable[[list[str]], dict[str, dict[str, Any]]]]] = [
+        ([m for m in wanted if m in FEATURE_FLOORS], lambda ms: _feature_floor(dataset, ms, n, device)),
+        ([m for m in wanted if m == "ref_nll"], lambda ms: {"ref_nll": _ref_nll_floor(dataset, n, device)}),
+        ([m for m in wanted if m in MEMORISATION_FLOORS], lambda ms: _memorisation_floor(dataset, ms, n, device)),
+    ]
     floor: dict[str, dict[str, Any]] = {}
-    by_pool: dict[str, list[str]] = {}
-    for m in wanted:
-        by_pool.setdefault(POOLS.get(m, DEFAULT_POOL), []).append(m)
-    for split, ms in sorted(by_pool.items()):
-        pool = dataset.canonical(split)
-        fixed = n <= len(pool)
-        n_mean = DRAWS if fixed and n < len(pool) else (1 if fixed else DRAWS)
-        means = [compute_quality(_draw(pool, n, i, replace=not fixed), dataset, device, ms, floors=False)
-                 for i in range(n_mean)]
-        boots = [compute_quality(_draw(pool, n, 10_000 + i, replace=True), dataset, device, ms, floors=False)
-                 for i in range(DRAWS)]
-        for m in ms:
-            floor[m] = {"mean": statistics.fmean(r[m] for r in means), "sd": statistics.stdev(r[m] for r in boots),
-                        "n": n, "draws": DRAWS, "pool": split, "pool_size": len(pool), "replace": not fixed}
+    with torch.no_grad():
+        for ms, compute in parts:
+            if ms:
+                floor.update(compute(ms))
+    unknown = sorted(set(wanted) - set(floor))
+    if unknown:
+        raise ValueError(f"no data floor is defined for {unknown}; floors exist for "
+                         f"{sorted(FEATURE_FLOORS + MEMORISATION_FLOORS + ('ref_nll',))}")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, "floor": floor}, indent=2, default=str))
     log.info("data floor at n=%d for %s cached at %s", n, ",".join(wanted), path)

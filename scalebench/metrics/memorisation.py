@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 QUANTILE = 0.01
+SPACES = (("pixel", "memorisation"), ("feature", "memorisation_feat"))
 
 
 def nn_distance(x: torch.Tensor, ref: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -35,12 +36,21 @@ def _embed(x: torch.Tensor, space: str, device: str) -> torch.Tensor:
 
 
 @functools.cache
-def _reference(dataset: Any, space: str, device: str) -> tuple[torch.Tensor, float]:
-    """(training-split embeddings, threshold) for `space`, once per process."""
+def _reference(dataset: Any, space: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training-split embeddings, each reference image's nearest-neighbour distance to them), once per process."""
     train = _embed(dataset.quantise(dataset.canonical(dataset.generator_split)), space, device)
     unseen = _embed(dataset.quantise(dataset.canonical(dataset.reference_split)), space, device)
-    threshold = float(torch.quantile(nn_distance(unseen, train), QUANTILE))
-    return train, threshold
+    return train, nn_distance(unseen, train)
+
+
+def threshold_of(unseen_distances: torch.Tensor) -> float:
+    """The copy threshold: the `QUANTILE` quantile of unseen real images' distances to the training split."""
+    return float(torch.quantile(unseen_distances, QUANTILE))
+
+
+def reference_distances(dataset: Any, space: str, device: str = "cpu") -> torch.Tensor:
+    """Nearest-neighbour distances of the reference split to the training split (the floor cross-fits on them)."""
+    return _reference(dataset, space, device)[1]
 
 
 @torch.no_grad()
@@ -48,13 +58,13 @@ def memorisation(samples: torch.Tensor, dataset: Any, device: str = "cpu") -> di
     """{"memorisation": pixel-space copy fraction, "memorisation_feat": feature-space copy fraction}."""
     x = dataset.quantise(samples.detach().float())
     out = {}
-    for space, key in (("pixel", "memorisation"), ("feature", "memorisation_feat")):
-        train, threshold = _reference(dataset, space, device)
+    for space, key in SPACES:
+        train, unseen = _reference(dataset, space, device)
         d = nn_distance(_embed(x, space, device), train)
-        out[key] = float((d <= threshold).double().mean()) if len(d) else float("nan")
+        out[key] = float((d <= threshold_of(unseen)).double().mean()) if len(d) else float("nan")
     return out
 
 
 def thresholds(dataset: Any, device: str = "cpu") -> dict[str, float]:
     """The copy thresholds in each space (for docs and tests)."""
-    return {space: _reference(dataset, space, device)[1] for space in ("pixel", "feature")}
+    return {space: threshold_of(_reference(dataset, space, device)[1]) for space in ("pixel", "feature")}

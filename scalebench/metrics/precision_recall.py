@@ -37,7 +37,12 @@ def precision_recall(samples: torch.Tensor, dataset: Any, device: str = "cpu", k
 
     x = dataset.quantise(samples.detach().float()).to(device)
     fake = extractor_for(dataset, device)(x).double().cpu()
-    real = reference_features(dataset, reference_split, device).double()
+    return precision_recall_features(fake, reference_features(dataset, reference_split, device), k)
+
+
+def precision_recall_features(fake: torch.Tensor, real: torch.Tensor, k: int = K_NEAREST) -> dict[str, float]:
+    """`precision_recall` on features of both sides (the data floor redraws the reference)."""
+    fake, real = fake.double(), real.double()
     if len(fake) <= k or len(real) <= k:
         return {"precision": float("nan"), "recall": float("nan")}
     return {"precision": coverage(fake, real, k), "recall": coverage(real, fake, k)}
