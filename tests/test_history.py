@@ -203,3 +203,11 @@ def test_committed_real_store_builds(tmp_path):
     assert len({e.commit for e in found}) >= 5 and {e.spec for e in found} == {"ci-speed"}
     index, points = build_site(store, tmp_path / "site")
     assert len(points) == 4 and all(len(p.runs) == len(found) for p in points)
+
+
+def test_commits_in_one_second_keep_their_git_order(tmp_path):
+    from scalebench.history.store import Entry, order_key
+
+    same = "2026-01-01T00:00:00+00:00"
+    es = [Entry("m", sha, "s", same, "", tmp_path, depth=d) for sha, d in (("f" * 40, 1), ("0" * 40, 2))]
+    assert [e.depth for e in sorted(es, key=order_key)] == [1, 2]  # not the sha order

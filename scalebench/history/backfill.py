@@ -18,9 +18,10 @@ from scalebench.history.store import Entry, file_run, hardware, machine_name
 
 
 def backfill(revs: Sequence[str], store: Path, spec: Path, machine: str | None = None, threads: int | None = None,
-             replace: bool = False, root: Path | None = None) -> Iterator[Entry]:
+             replace: bool = False, root: Path | None = None, imports: Sequence[str] = ()) -> Iterator[Entry]:
     """Run `spec` at each revision and file it in `store`; yields each entry as it is filed
-    (a commit already filed is skipped unless `replace`, so an interrupted backfill resumes)."""
+    (a commit already filed is skipped unless `replace`, so an interrupted backfill resumes).
+    `imports`: modules each run imports first (a plugin's generators, as `ab --import`)."""
     root = repo_root(root)
     spec = Path(spec)
     if not spec.is_absolute() and not spec.exists() and (root / spec).exists():
@@ -43,7 +44,7 @@ def backfill(revs: Sequence[str], store: Path, spec: Path, machine: str | None =
             side = Side("history", tree, f"{rev} @ {sha[:10]}")
             out = Path(tmp) / s.name
             log = Path(tempfile.gettempdir()) / "scalebench-history-logs" / f"{sha[:12]}-{s.name}.log"
-            run_side(side, spec, out, log, threads=threads)  # kept after a failure: the error names it
+            run_side(side, spec, out, log, imports, threads=threads)  # kept after a failure: the error names it
             entry = file_run(out, store, machine=machine, commit=sha, replace=replace, repo=root)
         yield entry
 

@@ -85,11 +85,17 @@ def backfill_cmd(
     machine: Annotated[str | None, typer.Option(help="machine name (default: derived)")] = None,
     threads: Annotated[int | None, typer.Option(help="OMP/MKL threads of each run")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="re-measure commits already filed")] = False,
+    imports: Annotated[list[str] | None, typer.Option("--import", help="a module each run imports first "
+                                                      "(a plugin that registers generators); repeatable")] = None,
 ) -> None:
     """Run the spec at each commit with that commit's own code (a git worktree) and file the runs."""
+    import importlib
+
     from scalebench.history.backfill import backfill
 
-    for e in backfill(revs, store, spec, machine=machine, threads=threads, replace=replace):
+    for m in imports or []:
+        importlib.import_module(m)
+    for e in backfill(revs, store, spec, machine=machine, threads=threads, replace=replace, imports=imports or ()):
         console.print(f"filed {e.spec} at {e.short} on {e.machine} ({e.path})", markup=False, highlight=False)
 
 

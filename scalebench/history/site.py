@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from scalebench.atomic import atomic_write_text
 from scalebench.history.series import Finding, PointHistory, histories
 from scalebench.history.steps import PENALTY, THRESHOLD
-from scalebench.history.store import Entry, entries
+from scalebench.history.store import Entry, entries, order_key
 from scalebench.report.html import CSP, PLOTLY_CONFIG, STYLE, esc
 
 RED, GREEN, BLUE = "#a11", "#176b1d", "#1f77b4"
@@ -154,7 +154,7 @@ def overview_figure(points: Sequence[PointHistory], machine: str, spec: str) -> 
     for ph in points:
         for r in ph.runs:
             commits.setdefault(r.entry.commit, r.entry)
-    order = sorted(commits.values(), key=lambda e: (e.date, e.commit))
+    order = sorted(commits.values(), key=order_key)
     pos = {e.commit: i for i, e in enumerate(order)}
     fig = go.Figure()
     for ph in points:
@@ -203,7 +203,7 @@ def _summary_html(points: Sequence[PointHistory], normalized: bool) -> str:
     rows = [(ph, f) for ph in points for f in ph.findings]
     if not rows:
         return '<p id="no-findings">No step in any point\'s latency or quality: nothing regressed or improved.</p>'
-    rows.sort(key=lambda t: (t[1].first.date, t[1].first.commit), reverse=True)
+    rows.sort(key=lambda t: order_key(t[1].first), reverse=True)
     body = []
     for ph, f in rows:
         unit = (lambda v: _fmt_latency(v, normalized)) if f.metric == "latency_s" else (lambda v: f"{v:.4g}")
@@ -260,7 +260,7 @@ def _panels_html(points: Sequence[PointHistory], reports: dict[Path, str], norma
 
 def _commits_html(all_entries: Sequence[Entry], reports: dict[Path, str]) -> str:
     rows = []
-    for e in sorted(all_entries, key=lambda e: (e.machine, e.spec, e.date, e.commit), reverse=True):
+    for e in sorted(all_entries, key=lambda e: (e.machine, e.spec, *order_key(e)), reverse=True):
         link = f'<a href="{esc(reports[e.path])}">report</a>' if e.path in reports else "—"
         cal = f"{e.calibration_s * 1e3:.3f} ms" if e.calibration_s else "—"
         rows.append(f"<tr><td><code>{esc(e.commit)}</code></td><td>{esc(e.date)}</td><td>{esc(e.subject[:100])}</td>"
@@ -278,7 +278,7 @@ def write_reports(all_entries: Sequence[Entry], out: Path, latest: int) -> dict[
         groups.setdefault((e.machine, e.spec), []).append(e)
     hrefs = {}
     for group in groups.values():
-        for e in sorted(group, key=lambda e: (e.date, e.commit))[-latest:] if latest > 0 else []:
+        for e in sorted(group, key=order_key)[-latest:] if latest > 0 else []:
             rel = Path("reports") / e.machine / e.commit / e.spec
             write_report([e.path], out / rel)
             hrefs[e.path] = (rel / "index.html").as_posix()
@@ -302,7 +302,7 @@ def render(points: Sequence[PointHistory], all_entries: Sequence[Entry], reports
     machines = sorted({e.machine for e in all_entries})
     commits = {e.commit for e in all_entries}
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    unit = "latency ÷ the run's calibration figure" if normalized else "seconds per sample"
+    unit = "latency ÷ the run's calibration figure" if normalized else "milliseconds per sample"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">

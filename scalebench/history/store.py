@@ -51,6 +51,7 @@ class Entry:
     path: Path
     calibration_s: float | None = None
     hardware: dict[str, Any] = field(default_factory=dict)
+    depth: int | None = None  # first-parent commit count: orders commits whose dates tie
 
     @property
     def short(self) -> str:
@@ -103,18 +104,20 @@ def _git(repo: Path, *args: str) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
-def commit_info(sha: str, repo: Path | None) -> tuple[str, str, str] | None:
-    """(full sha, committer date ISO, subject) from git, or None where git or the commit is missing."""
+def commit_info(sha: str, repo: Path | None) -> tuple[str, str, str, int | None] | None:
+    """(full sha, committer date ISO, subject, first-parent depth) from git, or None where git or the
+    commit is missing. The depth orders commits whose dates tie (several commits in one second)."""
     out = _git(repo or Path.cwd(), "show", "-s", "--format=%H%x1f%cI%x1f%s", f"{sha}^{{commit}}")
     if not out:
         return None
     full, date, subject = out.split("\x1f", 2)
-    return full, date, subject
+    depth = _git(repo or Path.cwd(), "rev-list", "--count", "--first-parent", full)
+    return full, date, subject, int(depth) if depth and depth.isdigit() else None
 
 
 def _resolve_commit(run_dir: Path, manifest: dict[str, Any], commit: str | None, repo: Path | None
-                    ) -> tuple[str, str, str, str]:
-    """(sha, date, subject, where the date came from) of the commit the run is filed under."""
+                    ) -> tuple[str, str, str, str, int | None]:
+    """(sha, date, subject, where the date came from, depth) of the commit the run is filed under."""
     given = commit is not None
     sha = (commit or str(manifest.get("git_commit") or "")).strip()
     if not given and sha.endswith("+dirty"):
@@ -125,11 +128,11 @@ def _resolve_commit(run_dir: Path, manifest: dict[str, Any], commit: str | None,
                            "pass --commit SHA (a full 40-hex sha, or a revision of the repository here)")
     info = commit_info(sha, repo)
     if info:
-        return info[0], info[1], info[2], "git"
+        return info[0], info[1], info[2], "git", info[3]
     if not SHA.fullmatch(sha.lower()):
         raise ResultsError(f"commit {sha!r} is not a full 40-hex sha and this repository cannot resolve it; "
                            "pass --commit with the full sha")
-    return sha.lower(), str(manifest.get("started_at") or ""), "", "run start"
+    return sha.lower(), str(manifest.get("started_at") or ""), "", "run start", None
 
 
 def utc(date: str) -> str:
@@ -174,14 +177,14 @@ def file_run(run_dir: Path, store: Path, machine: str | None = None, commit: str
     _check_name("spec name", spec, "rename the spec")
     hw = hardware(manifest)
     name = _check_name("machine name", machine, "pass another --machine") if machine else machine_name(hw)
-    sha, cdate, csubject, source = _resolve_commit(run_dir, manifest, commit, repo)
+    sha, cdate, csubject, source, depth = _resolve_commit(run_dir, manifest, commit, repo)
     dest = store / name / sha / spec
     if dest.exists() and not replace:
         raise ResultsError(f"{dest} already holds the {spec} run of commit {sha[:10]} on {name}; "
                            "pass --replace to overwrite it")
     _record_machine(store / name, name, hw, derived=machine is None)
     entry = {"commit": sha, "date": utc(date or cdate), "date_source": "given" if date else source,
-             "subject": csubject if subject is None else subject, "machine": name, "spec": spec,
+             "subject": csubject if subject is None else subject, "depth": depth, "machine": name, "spec": spec,
              "calibration_s": manifest.get("calibration_s"), "hardware": hw, "source": str(run_dir)}
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec}-", dir=dest.parent))
@@ -220,11 +223,11 @@ def _entry(d: Path) -> Entry:
     e = json.loads((d / ENTRY).read_text(encoding="utf-8"))
     return Entry(machine=d.parent.parent.name, commit=d.parent.name, spec=d.name, date=str(e.get("date") or ""),
                  subject=str(e.get("subject") or ""), path=d, calibration_s=e.get("calibration_s"),
-                 hardware=e.get("hardware") or {})
+                 hardware=e.get("hardware") or {}, depth=e.get("depth"))
 
 
 def entries(store: Path) -> list[Entry]:
-    """Every filed run of the store, in commit order (date, then sha) per machine and spec."""
+    """Every filed run of the store, in commit order (`order_key`) per machine and spec."""
     store = Path(store)
     if not store.exists():
         raise ResultsError(f"history store {store} does not exist; pass a directory written by "
@@ -235,4 +238,9 @@ def entries(store: Path) -> list[Entry]:
     if not found:
         raise ResultsError(f"history store {store} holds no runs; file one with "
                            "`scalebench history add RUN_DIR --store DIR`")
-    return sorted(found, key=lambda e: (e.machine, e.spec, e.date, e.commit))
+    return sorted(found, key=lambda e: (e.machine, e.spec, *order_key(e)))
+
+
+def order_key(e: Entry) -> tuple[str, int, str]:
+    """Commit order: committer date, then first-parent depth (ties within a second), then sha."""
+    return e.date, e.depth if e.depth is not None else -1, e.commit
