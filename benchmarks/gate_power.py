@@ -5,7 +5,7 @@ Each gate run is what `scalebench ab` does minus the git worktree and interprete
 `--rounds` interleaved rounds (random side order within each), each side in a fresh process (forked from this
 one, torch already imported) that runs the sweep runner on the `sleepy` test generator into
 `<tmp>/{baseline,candidate}/round-<i>`; the sides differ only by SCALEBENCH_SLEEPY_SLOWDOWN.
-Then `compare_runs` pools each side's raw timing samples and decides, once per threshold.
+Then `compare_runs` decides (the paired t-test over the rounds, Holm over the points), once per threshold.
 
     .venv/bin/python benchmarks/gate_power.py                 # 40 gate runs, ~5 minutes on 2 cores
     .venv/bin/python benchmarks/gate_power.py --null 20 --repeats 10 --json gate_power.json
