@@ -62,7 +62,7 @@ def synthetic_table(rng: np.random.Generator, replicates: int, n: int, copies: i
                 for i, k in enumerate(K_VALUES):
                     v = truth(i) * math.exp(shared + rng.normal(0, log_sd / math.sqrt(2)))
                     v = max(1e-3, v + rng.normal(0, floor_sd) * min(1.0, FLOOR / max(truth(i), FLOOR)))
-                    base = dict(run="synthetic", generator=gen, sampler="default", family=gen,
+                    base = dict(run="synthetic", point_id=f"{gen}:K{k}:s{r}", generator=gen, sampler="default", family=gen,
                                 category="refinement", outer=None, dataset="digits", S=1, K=k, seed=r, n=n,
                                 dtype="float32", device="cpu", compile=False, status="ok")
                     rows += [dict(base, metric="fid", value=v), dict(base, metric="fid_floor", value=FLOOR),
