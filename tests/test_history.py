@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,10 @@ def test_commits_in_one_second_keep_their_git_order(tmp_path):
     same = "2026-01-01T00:00:00+00:00"
     es = [Entry("m", sha, "s", same, "", tmp_path, depth=d) for sha, d in (("f" * 40, 1), ("0" * 40, 2))]
     assert [e.depth for e in sorted(es, key=order_key)] == [1, 2]  # not the sha order
+
+
+def test_a_half_written_entry_is_not_read(tmp_path):
+    store = tmp_path / "store"
+    e = file_run(_run(tmp_path), store, machine="m")
+    shutil.copytree(e.path, e.path.with_name(".ci-speed-tmp123"))  # left by a killed `history add`
+    assert [x.spec for x in entries(store)] == ["ci-speed"]

@@ -234,7 +234,8 @@ def entries(store: Path) -> list[Entry]:
                            "`scalebench history add RUN_DIR --store DIR`")
     if not store.is_dir():
         raise ResultsError(f"history store {store} is a file; pass a directory written by `scalebench history add`")
-    found = [_entry(p.parent) for p in store.glob(f"*/*/*/{ENTRY}") if (p.parent / POINTS).is_file()]
+    found = [_entry(p.parent) for p in store.glob(f"*/*/*/{ENTRY}")
+             if (p.parent / POINTS).is_file() and not any(part.startswith(".") for part in p.parts[-4:-1])]
     if not found:
         raise ResultsError(f"history store {store} holds no runs; file one with "
                            "`scalebench history add RUN_DIR --store DIR`")
