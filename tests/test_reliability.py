@@ -95,7 +95,8 @@ def test_readers_never_take_the_lock(finished: Path) -> None:
     with RunLock(finished):
         held = (finished / LOCK_NAME).read_bytes()
         assert len(load_results(finished)) > 0
-        assert runner.invoke(app, ["compare", str(finished), str(finished)]).exit_code == 0
+        # exit 2: one short run's few timings cannot detect a slowdown (the speed gate says so); never 1 or a crash
+        assert runner.invoke(app, ["compare", str(finished), str(finished)]).exit_code in (0, 2)
         assert runner.invoke(app, ["export", str(finished), "--out", str(finished.parent / "t")]).exit_code == 0
         assert (finished / LOCK_NAME).read_bytes() == held
 
