@@ -25,7 +25,7 @@ def child(steady: bool, batches: int, threads: int, batch: int) -> dict:
     import torch
 
     from scalebench.api import Budget
-    from scalebench.registry import load_generator
+    from scalebench.generators import load_generator
     from scalebench.timing import set_allocator
 
     torch.set_num_threads(threads)

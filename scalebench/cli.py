@@ -149,9 +149,9 @@ def list_generators() -> None:
     """List registered generators and their axes (no weights are loaded)."""
     from rich.table import Table
 
+    from scalebench.generators import GENERATORS
     from scalebench.params import declared
     from scalebench.plugins import describe_failure
-    from scalebench.registry import GENERATORS
 
     table = Table(title="generators")
     for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases", "args"):
@@ -183,10 +183,10 @@ def train(
 ) -> None:
     """Train a reference model from the recipe kept in code and save its safetensors checkpoint."""
     _setup_logging(True)
-    from scalebench.registry import TRAINERS
+    from scalebench.generators import TRAINERS, trainer
     from scalebench.training import train_replicate
 
-    fn = TRAINERS.get(name)
+    fn = trainer(name)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     path = train_replicate(TRAINERS.canonical(name), fn, replicate, out_dir) if replicate else fn(out_dir=out_dir)
@@ -207,9 +207,9 @@ def check(
     from scalebench.contract import run_checks
     from scalebench.data import DATASETS
     from scalebench.devices import check_device
+    from scalebench.generators import GENERATORS
     from scalebench.params import canonical_json, declared, parse_cli_args
     from scalebench.plugins import generator_class
-    from scalebench.registry import GENERATORS
 
     check_device(device)
     targets = [GENERATORS.canonical(n) for n in names] if names else GENERATORS.names()

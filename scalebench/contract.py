@@ -73,7 +73,7 @@ def _each(ctx: Context) -> Iterator[tuple[str, Budget]]:
 
 def check_card(ctx: Context) -> str:
     from scalebench.api import SEED_CATEGORIES
-    from scalebench.registry import load_generator
+    from scalebench.generators import load_generator
 
     cls_card = getattr(ctx.gen, "card", None) if ctx.gen is not None else None
     if ctx.gen is None:
@@ -217,8 +217,8 @@ def check_nll(ctx: Context) -> str:
 
 def check_measured_point(ctx: Context) -> str:
     """One small point through the real measuring path (`sweep/measure.execute_point`)."""
+    from scalebench.generators import GENERATORS
     from scalebench.params import canonical_json
-    from scalebench.registry import GENERATORS
     from scalebench.sweep.measure import _GENERATORS, measure_points
     from scalebench.sweep.plan import Point, fingerprint_of, generator_identity
     from scalebench.timing import TimingSettings

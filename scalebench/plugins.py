@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from scalebench.errors import PluginError
-from scalebench.registry import GENERATORS
+from scalebench.generators import GENERATORS
 
 
 def plugin_targets() -> dict[str, str]:

@@ -1,5 +1,8 @@
 """One generic registry: names, aliases, lazy "module:attr" targets, "did you mean" errors.
 
+Generic on purpose: it imports nothing of the project but `errors`; `scalebench.generators`
+builds the registries of generators and trainers from the families and adapters tables.
+
 Generators are registered by target string so that listing them imports nothing heavy until
 asked. Third-party packages add their own through the `scalebench.generators` entry-point
 group (name = generator name, value = "module:attr"), in the style of lm-evaluation-harness.
@@ -18,16 +21,11 @@ from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from scalebench.errors import RegistryError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class RegistryError(KeyError):
-    """Unknown name; the message names it and suggests the closest known ones."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it a plain line
-        return str(self.args[0])
 
 
 def resolve_target(target: str) -> Any:
@@ -109,57 +107,3 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
-
-
-def _builtin_registries() -> tuple[Registry[Any], Registry[Any]]:
-    """GENERATORS and TRAINERS, derived from the one table of families (no second edit), plus the
-    adapters (`scalebench.adapters.ADAPTERS`: generators over another library's models, no trainer)."""
-    from scalebench.adapters import ADAPTERS
-    from scalebench.methods import FAMILIES, METRIC_NETS
-
-    generators: Registry[Any] = Registry("generator", entry_point_group="scalebench.generators")
-    trainers: Registry[Any] = Registry("trainable model")
-    for fam in FAMILIES:
-        generators.register(fam.id, fam.target, aliases=fam.aliases)
-        trainers.register(fam.id, f"{fam.module}:train")
-    for name, target in METRIC_NETS.items():
-        trainers.register(name, target)
-    for name, target in ADAPTERS.items():
-        generators.register(name, target)
-    return generators, trainers
-
-
-GENERATORS, TRAINERS = _builtin_registries()
-"""GENERATORS: every generator the harness can sweep (classes with `card` and `__init__(device)`);
-TRAINERS: `scalebench train NAME` → `train(recipe=None, out_dir=None) -> Path`."""
-
-
-def load_generator(name: str, device: str = "cpu", replicate: str = "", **args: Any) -> Any:
-    """Instantiate a registered generator on `device` (this loads its weights); `args` are its
-    declared parameters (`scalebench.params`), already validated by the caller.
-
-    `replicate` (a zoo checkpoint `<base>-rN`) is loaded wherever the generator loads `<base>`
-    (`zoo.substitute`), so every family takes replicates without an argument of its own; a
-    generator that did not load `<base>` while being built cannot, and says so."""
-    cls = GENERATORS.get(name)
-    if not replicate:
-        return cls(device=device, **args)
-    from scalebench.zoo import replicate_base, substitute
-
-    base = replicate_base(replicate)
-    with substitute(base, replicate) as used:
-        gen = cls(device=device, **args)
-    if base not in used:
-        raise ValueError(f"{name} did not load checkpoint {base!r} while being built, so it cannot sample "
-                         f"replicate {replicate!r}; remove replicates from its spec entry")
-    return gen
-
-
-def default_checkpoint(name: str) -> str:
-    """The checkpoint a generator loads by default (its first `checkpoints`), else its own name:
-    the `replicate` of its points that name none. A generator that no longer imports: its name."""
-    try:
-        loads = getattr(GENERATORS.get(name), "checkpoints", ()) or ()
-    except Exception:  # noqa: BLE001 — an uninstalled or broken plugin still has results to show
-        loads = ()
-    return str(loads[0]) if loads else name

@@ -281,7 +281,7 @@ def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
 def _default_replicate(generator: str | None) -> str | None:
     """The checkpoint a record without `replicate` sampled: its generator's own (records from
     before replicates existed were all made on it)."""
-    from scalebench.registry import default_checkpoint
+    from scalebench.generators import default_checkpoint
 
     return default_checkpoint(generator) if generator else None
 

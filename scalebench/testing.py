@@ -21,7 +21,7 @@ import os
 import torch
 
 from scalebench.api import Axis, Budget, MethodCard
-from scalebench.registry import GENERATORS
+from scalebench.generators import GENERATORS
 
 SLOWDOWN_ENV = "SCALEBENCH_SLEEPY_SLOWDOWN"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scalebench.api import Axis, Budget, MethodCard
-from scalebench.registry import GENERATORS
+from scalebench.generators import GENERATORS
 
 
 class ToyGenerator:

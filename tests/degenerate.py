@@ -11,7 +11,7 @@ import torch
 
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.data.digits import Digits
-from scalebench.registry import GENERATORS
+from scalebench.generators import GENERATORS
 
 
 class CopyGenerator:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from scalebench.api import Axis, Budget, MethodCard
+from scalebench.generators import GENERATORS
 from scalebench.params import Param
-from scalebench.registry import GENERATORS
 
 
 def write_folder(root: Path, n: int = 40, side: int = 16, mode: str = "RGB", seed: int = 0,

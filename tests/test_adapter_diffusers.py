@@ -169,7 +169,7 @@ def test_a_pipeline_folder_brings_its_scheduler_config(tmp_path) -> None:
 
 
 def test_listing_the_adapter_imports_no_diffusers() -> None:
-    code = ("import sys; from scalebench.registry import GENERATORS; import scalebench.cli; "
+    code = ("import sys; from scalebench.generators import GENERATORS; import scalebench.cli; "
             "card = GENERATORS.get('diffusers').card; assert card.dataset == '' and 'unipc' in card.samplers; "
             "assert 'diffusers' not in sys.modules and 'torch' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)

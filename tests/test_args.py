@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.cli import app
+from scalebench.generators import GENERATORS
 from scalebench.params import ArgsError, Param, validate_args
-from scalebench.registry import GENERATORS
 from scalebench.results import load_results
 from scalebench.sweep.plan import expand
 from scalebench.sweep.spec import SpecError, parse_spec

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from scalebench.api import Budget
+from scalebench.generators import load_generator
 from scalebench.metrics.cost import CallCounter, networks_of
-from scalebench.registry import load_generator
 from scalebench.sweep.measure import compile_networks
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from scalebench.api import Axis, Budget, MethodCard, SamplerCard
 from scalebench.cli import app
 from scalebench.contract import run_checks
+from scalebench.generators import GENERATORS, TRAINERS
 from scalebench.methods import FAMILIES
-from scalebench.registry import GENERATORS, TRAINERS
 from scalebench.results import iter_records, latest_records, read_manifest
 from scalebench.sweep.plan import expand, generator_identity
 from scalebench.sweep.runner import run_sweep
@@ -164,9 +164,19 @@ def test_sampler_card_overrides_axes_and_category() -> None:
 
 def test_registries_derive_from_the_family_table() -> None:
     for fam in FAMILIES:
-        assert GENERATORS.target(fam.id) == fam.target and fam.id in TRAINERS
+        assert GENERATORS.target(fam.id) == fam.target
+        assert (fam.id in TRAINERS) == (not fam.samples_weights_of)  # trainers only for families that train
         assert all(GENERATORS.canonical(a) == fam.id for a in fam.aliases)
-    assert "features" in TRAINERS
+    assert "features" in TRAINERS and "refnet" in TRAINERS
+
+
+def test_training_a_family_without_weights_names_the_ones_to_retrain() -> None:
+    from scalebench.errors import UsageError
+    from scalebench.generators import trainer
+
+    with pytest.raises(UsageError, match="blockwise has no checkpoint of its own.*scalebench train gpt.*train mtp"):
+        trainer("blockwise")
+    assert callable(trainer("gpt"))
 
 
 def test_identity_covers_checkpoint_lineage_and_code(tmp_path, monkeypatch) -> None:

@@ -20,8 +20,8 @@ from scalebench import zoo
 from scalebench.api import Budget
 from scalebench.cli import app
 from scalebench.errors import UsageError
+from scalebench.generators import default_checkpoint, load_generator
 from scalebench.methods import diffusion
-from scalebench.registry import default_checkpoint, load_generator
 from scalebench.results import load_results, record_rows
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep

@@ -14,9 +14,9 @@ from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
 from scalebench.report.table import primary_metric, scalability_table
 from scalebench.report.tablefmt import markdown_table, render_terminal_table, table_display
-from scalebench.verdict.decide import AT_FLOOR, FIXED, FLAT, IMPROVES, INCONCLUSIVE, WORSE, DecisionRule
-from scalebench.verdict.words import describe
 from scalebench.results import load_results
+from scalebench.verdict.decide import FIXED, FLAT, IMPROVES, INCONCLUSIVE, WORSE, DecisionRule
+from scalebench.verdict.words import describe
 from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 K = [1, 2, 5, 10, 20, 50]

@@ -154,7 +154,7 @@ def export_gpt(out_dir: Path, model: Any = None) -> Path:
 
 def export(name: str, out_dir: Path) -> Path:
     """`scalebench export-hf NAME OUT_DIR`; only the families listed in EXPORTABLE."""
-    from scalebench.registry import GENERATORS
+    from scalebench.generators import GENERATORS
 
     key = GENERATORS.canonical(name)
     if key not in EXPORTABLE:

@@ -190,7 +190,8 @@ def _prepare_out(out: Path) -> None:
 
 
 def _spec_generators(spec: Path) -> list[str]:
-    from scalebench.registry import GENERATORS, RegistryError
+    from scalebench.generators import GENERATORS
+    from scalebench.registry import RegistryError
     from scalebench.sweep.spec import load_spec
 
     names = []

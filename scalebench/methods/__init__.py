@@ -2,7 +2,7 @@
 
 Adding a family is one row here plus `scalebench/methods/<id>.py` (card, generator class,
 sampler functions, RECIPE, `train()`), one test file and one doc; `GENERATORS` and
-`TRAINERS` in `scalebench.registry` are derived from this table. Nothing here imports torch.
+`TRAINERS` in `scalebench.generators` are derived from this table. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Family:
-    """A built-in family: module `scalebench.methods.<id>` defines `generator` and `train()`."""
+    """A built-in family: module `scalebench.methods.<id>` defines `generator` and, unless it samples
+    other families' weights (`samples_weights_of`: no checkpoint of its own), `train()`."""
 
     id: str
     generator: str
     aliases: tuple[str, ...] = ()
+    samples_weights_of: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -35,15 +37,15 @@ FAMILIES: tuple[Family, ...] = (
     Family("maskgit", "MaskGITGenerator"),
     Family("var", "VARGenerator"),
     Family("gan", "GANGenerator"),
-    Family("jacobi", "JacobiGenerator"),
+    Family("jacobi", "JacobiGenerator", samples_weights_of=("gpt",)),
     Family("imm", "IMMGenerator"),
     Family("consistency", "ConsistencyGenerator"),
     Family("ebm", "EBMGenerator"),
     Family("vae", "VAEGenerator"),
     Family("flow", "FlowGenerator"),
-    Family("blockwise", "BlockwiseGenerator"),
+    Family("blockwise", "BlockwiseGenerator", samples_weights_of=("gpt", "mtp")),
     Family("ar_diffusion", "ARDiffusionGenerator"),
-    Family("rolling", "RollingGenerator"),
+    Family("rolling", "RollingGenerator", samples_weights_of=("ar_diffusion",)),
     Family("ards", "ARDSGenerator"),
     Family("mar", "MARGenerator"),
 )

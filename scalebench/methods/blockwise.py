@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -284,11 +283,3 @@ class BlockwiseGenerator:
         if not torch.equal(out.tokens, tokens):
             raise RuntimeError("blockwise: re-running the decoding from the batch's noise did not give the batch")
         return self._stats(out)
-
-
-def train(recipe: object = None, out_dir: Path | None = None) -> Path:
-    """No weights of its own: `blockwise` decodes `gpt` with `mtp`'s heads as proposers."""
-    from scalebench.errors import UsageError
-
-    raise UsageError("blockwise has no checkpoint of its own: it decodes the shipped gpt with the shipped mtp "
-                     "heads as proposers; run `scalebench train gpt` and `scalebench train mtp` to retrain them")

@@ -25,7 +25,6 @@ raster order, exactly as `gpt` draws them) and the exact likelihood are `gpt`'s,
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -153,11 +152,3 @@ class JacobiGenerator:
         return {"exact_match": float(same.all(1).float().mean()),
                 "token_match": float(same.float().mean()),
                 "iterations_until_unchanged": float(changed.float().mean())}
-
-
-def train(recipe: object = None, out_dir: Path | None = None) -> Path:
-    """No weights of its own: `jacobi` decodes `gpt`'s checkpoint, so training it means training gpt."""
-    from scalebench.errors import UsageError
-
-    raise UsageError("jacobi has no checkpoint of its own: it samples the shipped gpt by Jacobi iteration; "
-                     "run `scalebench train gpt` to retrain the weights it uses")

@@ -22,8 +22,6 @@ frames in flight; AR-Diffusion: ⌈K/2⌉ calls, two blocks in flight). No train
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from scalebench.api import Axis, MethodCard
 from scalebench.methods.ar_diffusion import SS, ARDiffusionGenerator
 from scalebench.methods.samplers.diffusion import T
@@ -59,11 +57,3 @@ class RollingGenerator(ARDiffusionGenerator):
 
     def starts(self, S: int, K: int) -> list[int]:
         return rolling_starts(S, K)
-
-
-def train(recipe: object = None, out_dir: Path | None = None) -> Path:
-    """No weights of its own: `rolling` walks `ar_diffusion`'s per-row denoiser."""
-    from scalebench.errors import UsageError
-
-    raise UsageError("rolling has no checkpoint of its own: it samples the shipped ar_diffusion net with a "
-                     "rolling window; run `scalebench train ar_diffusion` to retrain the weights it uses")

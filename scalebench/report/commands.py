@@ -24,9 +24,9 @@ def table_cmd(
 
     from scalebench.report.table import known_cards, scalability_table
     from scalebench.report.tablefmt import markdown_table, render_terminal_evidence, render_terminal_table
+    from scalebench.results import load_results
     from scalebench.verdict.decide import DecisionRule
     from scalebench.verdict.words import describe
-    from scalebench.results import load_results
 
     df = load_results(results)
     table = scalability_table(df, metric, cards=known_cards(df))

@@ -132,7 +132,7 @@ def known_cards(names: Iterable[str] | pd.DataFrame) -> dict[str, MethodCard]:
     """Cards of the registered generators among `names` (unknown or broken ones are left out); given
     a results table, its rows' labels map to their registered generators' cards."""
     try:
-        from scalebench.registry import GENERATORS
+        from scalebench.generators import GENERATORS
     except Exception:  # noqa: BLE001 — the table works without cards
         return {}
     if isinstance(names, pd.DataFrame):

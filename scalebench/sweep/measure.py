@@ -86,7 +86,7 @@ def set_threads(n: int, steady_allocator: bool = True) -> dict[str, object]:
 def get_loaded(name: str, device: str, compile: bool = False, args: str = "", replicate: str = "") -> Any:
     """The generator `name` on `device` built with `args` (canonical JSON of validated args) on the
     `replicate` checkpoint ("" = its own), loaded once per process (eager and compiled apart)."""
-    from scalebench.registry import load_generator
+    from scalebench.generators import load_generator
 
     key = (name, device, compile, args, replicate)
     if key not in _GENERATORS:
@@ -406,7 +406,7 @@ def flag_noisy(records: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- the point
 
 def new_record(point: Point) -> dict[str, Any]:
-    from scalebench.registry import default_checkpoint
+    from scalebench.generators import default_checkpoint
 
     return {
         "schema": SCHEMA_VERSION, "point_id": point.point_id, "spec_hash": point.spec_hash,

@@ -23,9 +23,10 @@ from typing import Any
 
 from scalebench import __version__
 from scalebench.api import Budget, MethodCard
+from scalebench.generators import GENERATORS
 from scalebench.params import args_identity, canonical_json, declared, validate_args
 from scalebench.plugins import generator_class
-from scalebench.registry import GENERATORS, RegistryError
+from scalebench.registry import RegistryError
 from scalebench.sweep.spec import GeneratorEntry, SpecError, SweepSpec
 from scalebench.timing import TimingSettings
 
