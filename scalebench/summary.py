@@ -34,11 +34,28 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     seeds = ok.groupby(KEYS)["seed"].nunique().rename("seeds")
     failed = df[df["status"] != "ok"].groupby(KEYS)["point_id"].nunique().rename("failed")
     noisy = ok.groupby(KEYS)["timing_noisy"].any().rename("noisy")
-    out = wide.join(seeds, how="outer").join(failed, how="outer").join(noisy, how="left").reset_index()
+    out = (wide.join(seeds, how="outer").join(failed, how="outer").join(noisy, how="left")
+           .join(flag_column(df), how="left").reset_index())
     out["failed"] = out["failed"].fillna(0).astype(int)
     out["noisy"] = out["noisy"].fillna(False).astype(bool)
-    cols = KEYS + [c for c in SHOWN if c in out.columns] + ["seeds", "failed", "noisy"]
+    out["flags"] = out["flags"].fillna("")
+    cols = KEYS + [c for c in SHOWN if c in out.columns] + ["seeds", "failed", "flags", "noisy"]
     return out[cols].sort_values(KEYS).reset_index(drop=True)
+
+
+def flag_column(df: pd.DataFrame) -> pd.Series:
+    """Per generator × sampler × S × K: each flag (`scalebench.flags`) with how many seeds carry it."""
+    from scalebench.flags import COLLAPSE, COPIES, point_flags
+
+    pf = point_flags(df)
+    if pf.empty:
+        return pd.Series(dtype=object, name="flags")
+
+    def words(flags: pd.Series) -> str:
+        counts = [(f, int(flags.map(lambda fs, f=f: f in fs.split(", ")).sum())) for f in (COPIES, COLLAPSE)]
+        return ", ".join(f if c == len(flags) else f"{f} {c}/{len(flags)}" for f, c in counts if c)
+
+    return pf.groupby(KEYS)["flags"].agg(words).rename("flags")
 
 
 def _fmt(col: str, v: object) -> str:
@@ -63,6 +80,7 @@ def _fmt(col: str, v: object) -> str:
 
 def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
     """A rich Table of `summary_frame(df)` for the terminal."""
+    from rich.markup import escape
     from rich.table import Table
 
     s = summary_frame(df)
@@ -72,6 +90,12 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
                + ", ".join(shown_floors)) if shown_floors else None
     if s["noisy"].any():  # a latency whose timing rounds spread far more than the sweep's usual
         caption = "\n".join(filter(None, [caption, "! = noisy latency (spread across timing rounds ≫ the sweep's)"]))
+    if s["flags"].ne("").any():
+        from scalebench.flags import rule_text
+
+        caption = "\n".join(filter(None, [caption, rule_text() + "; 'copies 1/2' = 1 of 2 seeds"]))
+    else:
+        s = s.drop(columns="flags")
     noisy = s.pop("noisy")
     table = Table(title=title, show_lines=False, caption=caption, caption_justify="left")
     for c in s.columns:
@@ -84,6 +108,8 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
             text = _fmt(c, row[c])
             if c == "latency_s" and noisy[i]:
                 text += "!"
+            if c == "flags" and text:
+                text = f"[bold red]{escape(text)}[/]"
             if c in fl and not pd.isna(row[c]) and abs(float(row[c]) - fl[c][0]) <= FLOOR_Z * fl[c][1]:
                 text += "*"
             cells.append(text)

@@ -11,6 +11,12 @@ of HTML: escaped, a generator called `<script>` is shown literally (Plotly decod
 entities for display) and cannot inject markup; Plotly's JSON encoder additionally writes
 `<`, `>` and `/` as \\u escapes, so no string can close the page's <script> tag.
 
+A point flagged by `scalebench.flags` (near-copies of training data, or collapse) is ringed in red
+on the quality charts and is never part of the Pareto frontier: its good number is not a
+trade-off anyone should pick. The data floor depends on the sample count n, so when a chart holds
+methods measured at different n each method's legend name carries its n and each n's floor gets
+its own band ("data floor … at n=500"), instead of one band silently standing for all.
+
 A method measured at a single budget — the one-shot baselines whose card fixes both S and K
 (VAE, GAN, flow: one network call per sample) — is drawn on every quality and latency chart as
 one large marker (`ONE_SHOT_SYMBOL`), never a line, in its own legend group titled
@@ -83,35 +89,48 @@ def log_axis(values: Iterable[float]) -> bool:
     return bool(len(v) >= 2 and (v > 0).all() and v.max() / v.min() > DECADE)
 
 
-def floors(df: pd.DataFrame, metric: str) -> list[tuple[float, float]]:
-    """Distinct (mean, sd) data floors of `metric` over the methods in `df` (usually one)."""
+def floors_by_n(df: pd.DataFrame, metric: str) -> list[tuple[float, float, int | None]]:
+    """Distinct (mean, sd, n) data floors of `metric` over the methods in `df` (one per sample size,
+    usually): the floor depends on n, so a chart mixing n shows each n's band."""
     ok = df[(df["status"] == "ok")]
-    out: list[tuple[float, float]] = []
+    out: list[tuple[float, float, int | None]] = []
     for _, g in ok.groupby(["generator", ok["sampler"].fillna("default")], sort=True):
         f = method_floor(g, metric)
-        if f is not None and not any(math.isclose(f.mean, a) and math.isclose(f.sd, b) for a, b in out):
-            out.append((f.mean, f.sd))
-    return out
+        ns = g.loc[g["metric"] == metric + "_floor", "n"].dropna().unique()
+        n = int(ns[0]) if len(ns) == 1 else None
+        if f is not None and not any(math.isclose(f.mean, a) and math.isclose(f.sd, b) for a, b, _ in out):
+            out.append((f.mean, f.sd, n))
+    return sorted(out, key=lambda t: (t[2] is None, t[2] or 0))
+
+
+def floors(df: pd.DataFrame, metric: str) -> list[tuple[float, float]]:
+    """Distinct (mean, sd) data floors of `metric` over the methods in `df` (usually one)."""
+    return [(mean, sd) for mean, sd, _ in floors_by_n(df, metric)]
 
 
 def add_floor_band(fig: go.Figure, df: pd.DataFrame, metric: str, x: Iterable[float]) -> list[tuple[float, float]]:
-    """Draw each distinct floor of `metric` as a band (mean ± FLOOR_Z sd) across the x range."""
+    """Draw each distinct floor of `metric` as a band (mean ± FLOOR_Z sd) across the x range, named by its n
+    when the chart holds several sample sizes."""
     xs = [float(v) for v in x if v is not None and np.isfinite(v) and v > 0]
-    found = floors(df, metric)
+    found = floors_by_n(df, metric)
     if not xs or not found:
-        return found
+        return [(mean, sd) for mean, sd, _ in found]
     x0, x1 = min(xs), max(xs)
-    for i, (mean, sd) in enumerate(found):
+    by_n = len({n for _, _, n in found}) == len(found) and None not in {n for _, _, n in found}
+    for i, (mean, sd, n) in enumerate(found):
         lo, hi = mean - FLOOR_Z * sd, mean + FLOOR_Z * sd
-        name = FLOOR_NAME if len(found) == 1 else f"{FLOOR_NAME} #{i + 1}"
+        name = (FLOOR_NAME if len(found) == 1 else f"{FLOOR_NAME} at n={n}" if by_n
+                else f"{FLOOR_NAME} #{i + 1}")
         fig.add_trace(go.Scatter(
             x=[x0, x1, x1, x0, x0], y=[lo, lo, hi, hi, lo], fill="toself", mode="lines", name=name,
-            fillcolor="rgba(120,120,120,0.22)", line={"width": 0}, hoverinfo="skip", legendgroup=name))
+            fillcolor=f"rgba(120,120,120,{0.22 if len(found) == 1 else 0.14})", line={"width": 0},
+            hoverinfo="skip", legendgroup=name))
         fig.add_trace(go.Scatter(
             x=[x0, x1], y=[mean, mean], mode="lines", line={"color": "#555", "dash": "dot", "width": 1},
             name=f"floor {mean:.3g} ± {sd:.2g}", legendgroup=name, showlegend=False,
-            hovertemplate=f"data floor {mean:.4g} ± {sd:.3g} (±{FLOOR_Z:g} sd band)<extra></extra>"))
-    return found
+            hovertemplate=f"data floor{f' at n={n}' if n else ''} {mean:.4g} ± {sd:.3g} (±{FLOOR_Z:g} sd band)"
+                          "<extra></extra>"))
+    return [(mean, sd) for mean, sd, _ in found]
 
 
 def _quality_log(fig: go.Figure, means: Iterable[float], found: list[tuple[float, float]]) -> bool:
@@ -165,8 +184,42 @@ def aggregate(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     for c in ("nfe", "flops", "latency_s", "latency_p10_s", "latency_p90_s"):
         cost = g[c].agg(["mean", "std"]).reset_index(drop=True)
         out[c], out[c + "_sd"] = cost["mean"].to_numpy(), cost["std"].to_numpy()
+    out["samples"] = g["n"].first().to_numpy() if "n" in ok.columns else np.nan
     out["method"] = [method_label(a, b) for a, b in zip(out["generator"], out["sampler"], strict=True)]
+    if out["samples"].nunique() > 1:  # methods measured at different n: never compared silently
+        out["method"] = [f"{m} (n={int(n)})" if pd.notna(n) else m
+                         for m, n in zip(out["method"], out["samples"], strict=True)]
+    out["flagged"] = _flagged(df, out)
     return out
+
+
+def _flagged(df: pd.DataFrame, points: pd.DataFrame) -> list[str]:
+    """Per aggregated point: its flags over seeds ("copies", "collapse"; "" if none; `scalebench.flags`)."""
+    from scalebench.flags import point_flags
+
+    pf = point_flags(df)
+    pf = pf[pf["flags"] != ""]
+    if pf.empty or points.empty:
+        return [""] * len(points)
+    pf = pf.assign(sampler=pf["sampler"].fillna("default"), S=pf["S"].astype(int), K=pf["K"].astype(int))
+    by_point = pf.groupby(POINT)["flags"].agg(lambda f: ", ".join(sorted(set(", ".join(f).split(", ")))))
+    keys = pd.MultiIndex.from_frame(points[POINT].astype({"S": int, "K": int}))
+    return [v if isinstance(v, str) else "" for v in by_point.reindex(keys).tolist()]
+
+
+FLAG_NAME = "flagged: copies / collapse (scalebench/flags.py)"
+
+
+def add_flag_markers(fig: go.Figure, points: pd.DataFrame, x: str, y: str = "mean") -> None:
+    """Ring each flagged point in red, one legend entry: its good number may come from copying or collapse."""
+    bad = points[points["flagged"] != ""]
+    if bad.empty:
+        return
+    fig.add_trace(go.Scatter(
+        x=bad[x], y=bad[y], mode="markers", name=FLAG_NAME,
+        marker={"symbol": "circle-open", "size": 18, "color": "#c00", "line": {"width": 3}},
+        text=bad["method"] + " S=" + bad["S"].astype(str) + " K=" + bad["K"].astype(str) + ": " + bad["flagged"],
+        hovertemplate="%{text}<extra>flagged</extra>"))
 
 
 def colors(methods: list[str]) -> dict[str, str]:
@@ -214,14 +267,18 @@ def quality_vs_axis(df: pd.DataFrame, metric: str | None = None, axis: str = "K"
     single = one_shot_methods(agg)
     fig = go.Figure()
     agg["_x"] = s_coordinate(df, agg) if axis == "S" else agg[axis].astype(float)
+    drawn = []
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
         sl = sl.sort_values("_x")
+        drawn.append(sl)
         fig.add_trace(go.Scatter(
             x=sl["_x"], y=sl["mean"], error_y=_err(sl["sd"], sl["n"]), name=method + html.escape(note),
             **trace_style(col[method], method in single, len(sl)),
             customdata=np.stack([sl["S"], sl["K"], sl["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>%{y:.4g} (%{customdata[2]} seeds)"))
+    if drawn:
+        add_flag_markers(fig, pd.concat(drawn), "_x")
     name = "refinement steps K" if axis == "K" else "sequence steps S"
     found = add_floor_band(fig, df, metric, agg[axis])
     _layout(fig, f"{metric} vs {name} — {SEED_NOTE}", name, _metric_title(metric), logx=True)
@@ -276,9 +333,11 @@ def quality_vs_cost(df: pd.DataFrame, metric: str | None = None, cost: str = "nf
             **trace_style(col[method], method in single, len(pts), curve=not both),
             customdata=np.stack([pts["S"], pts["K"], pts["n"]], axis=-1),
             hovertemplate="S=%{customdata[0]} K=%{customdata[1]}<br>cost %{x:.4g}<br>%{y:.4g} (%{customdata[2]} seeds)"))
-    if pareto and len(agg):
-        idx = pareto_front(agg[cost].to_numpy(float), agg["mean"].to_numpy(float), METRICS[metric].better)
-        front = agg.iloc[idx]
+    add_flag_markers(fig, agg, cost)
+    clean = agg[agg["flagged"] == ""]  # a copier or a collapsed point is never drawn as the frontier
+    if pareto and len(clean):
+        idx = pareto_front(clean[cost].to_numpy(float), clean["mean"].to_numpy(float), METRICS[metric].better)
+        front = clean.iloc[idx]
         fig.add_trace(go.Scatter(x=front[cost], y=front["mean"], name="Pareto frontier", mode="lines",
                                  line={"color": "black", "dash": "dash", "shape": "hv"},
                                  text=front["method"] + " S=" + front["S"].astype(str) + " K=" + front["K"].astype(str),
@@ -434,9 +493,11 @@ def latency_vs_axis(df: pd.DataFrame, axis: str = "K") -> go.Figure:
     col = colors(list(agg["method"]))
     single = one_shot_methods(agg)
     fig = go.Figure()
+    drawn = []
     for method, pts in agg.groupby("method", sort=True):
         sl, note = axis_slice(pts, axis)
         sl = sl.sort_values("_x")
+        drawn.append(sl)
         if (sl["n"] >= 2).any():
             err = {"type": "data", "array": sl["sd"].fillna(0) * 1e3, "visible": True}
         else:

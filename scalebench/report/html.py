@@ -144,6 +144,23 @@ def _args_html(df: pd.DataFrame) -> str:
             f"<tbody>{body}</tbody></table>")
 
 
+def _flags_html(df: pd.DataFrame) -> str:
+    """A red badge per flagged point (copies / collapse, `scalebench.flags`) with its reason; "" if none."""
+    from scalebench.flags import point_flags, rule_text
+
+    pf = point_flags(df)
+    pf = pf[pf["flags"] != ""]
+    if pf.empty:
+        return ""
+    items = "".join(
+        f'<li><span class="badge">{esc(r.flags)}</span> {esc(r.generator)}'
+        f"{'/' + esc(r.sampler) if isinstance(r.sampler, str) and r.sampler else ''} S={esc(r.S)} K={esc(r.K)} "
+        f"seed {esc(r.seed)} n={esc(r.n)}: {esc(r.reason)}</li>" for r in pf.itertuples())
+    return (f'<div id="flags"><h3>Flagged points ({len(pf)})</h3><p class="note">Their good numbers may come from '
+            f"copying training images or from collapse; they are ringed in red on the charts and never drawn as the "
+            f"Pareto frontier. {esc(rule_text())}.</p><ul>{items}</ul></div>")
+
+
 def _table_html(table_df: pd.DataFrame) -> str:
     d = table_display(table_df)
     head = "".join(f"<th>{esc(c)}</th>" for c in DISPLAY_COLUMNS)
@@ -159,6 +176,7 @@ def _table_html(table_df: pd.DataFrame) -> str:
                 if c in ("S", "K", "seed S", "seed K") and v in _KIND_OF_LABEL \
                 else ("agree" if c == "agrees" and v == "yes" else "disagree" if c == "agrees" and v.startswith("no")
                       else "unsure" if c == "agrees" and v.startswith("?") else "floor" if c == "floor"
+                      else "flagged" if c == "flags" and v
                       else "evidence" if c.endswith("evidence") else "")
             cells.append(f'<td class="{cls}">{esc(v)}</td>' if cls else f"<td>{esc(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -186,6 +204,7 @@ tr.group th{background:#eef3fb;text-transform:uppercase;letter-spacing:.04em;fon
 td.v{text-align:center;white-space:nowrap;font-weight:600}td.v-yes{background:#e3f5e1;color:#176b1d}
 td.v-no{background:#fbe3e3;color:#a11}td.v-worse{background:#f6c9c9;color:#800}td.v-floor{background:#e0f0fa;color:#0b5a7a}td.v-unsure{background:#fff3cd;color:#8a5a00}
 td.v-fixed,td.v-nodata{color:#666}td.v.seed{background:none;font-weight:500}td.floor{white-space:nowrap}td.evidence{font-size:12px;color:#444;max-width:420px}
+td.flagged,.badge{background:#a11;color:#fff;font-weight:700;white-space:nowrap}.badge{padding:1px 6px;border-radius:3px}
 td.agree{color:#176b1d;font-weight:600}td.disagree{color:#a11;font-weight:600}td.unsure{color:#8a5a00}
 .legend span{white-space:nowrap;margin-right:10px;font-weight:600}.legend .v-yes{color:#176b1d}
 .legend .v-no{color:#a11}.legend .v-worse{color:#800}.legend .v-floor{color:#0b5a7a}.legend .v-unsure{color:#8a5a00}.legend .v-fixed{color:#666}
@@ -254,7 +273,7 @@ speak to scaling (▲, ▼, ■, —) with it. Methods varying both axes are jud
 <details><summary>How the verdicts are decided</summary><p class="note">{esc(describe(rule))}</p></details>"""
     else:
         table_block = f'<p id="no-table">{esc(NO_TABLE)}</p>'
-    table_block += _args_html(df)
+    table_block += _flags_html(df) + _args_html(df)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.text import Text
 
 DISPLAY_COLUMNS = ["category", "generator", "sampler", "S", "K", "outer", "seed S", "seed K", "seed outer",
-                   "agrees", "floor", "S evidence", "K evidence"]
+                   "agrees", "floor", "flags", "S evidence", "K evidence"]
 # verdict → mark shown in every rendering; CSS class / rich style per verdict
 LABELS = {**VERDICT_LABELS, SCALES: "▲ scales", NOT_SCALES: "■ does not"}
 KINDS = {IMPROVES: "yes", WORSE: "worse", FLAT: "no", AT_FLOOR: "floor", INCONCLUSIVE: "unsure", FIXED: "fixed",
@@ -87,9 +87,20 @@ def table_display(table_df: pd.DataFrame) -> pd.DataFrame:
         rows.append([
             _str(r["category"]), _str(r["generator"]), _str(r["sampler"]),
             label(r["S"]), label(r["K"]), _str(r["outer"], "—") or "—", label(r["seed_S"]), label(r["seed_K"]),
-            str(r["seed_outer"]), str(r["agrees"]), floor_text(r), evidence_text(r, "S"), evidence_text(r, "K"),
+            str(r["seed_outer"]), str(r["agrees"]), floor_text(r), _str(r.get("flags")),
+            evidence_text(r, "S"), evidence_text(r, "K"),
         ])
     return pd.DataFrame(rows, columns=DISPLAY_COLUMNS)
+
+
+def _flagged(table_df: pd.DataFrame) -> bool:
+    return "flags" in table_df.columns and bool(table_df["flags"].fillna("").astype(str).ne("").any())
+
+
+def _flag_note() -> str:
+    from scalebench.flags import rule_text
+
+    return rule_text() + "; 'copies 2/9' = 2 of the row's 9 points"
 
 
 def _md_cell(s: str) -> str:
@@ -103,7 +114,7 @@ def markdown_table(table_df: pd.DataFrame) -> str:
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
     head = _str(table_df.attrs.get("header"))
     lines = [f"Quality metric: **{_md_cell(metric)}** ({_md_cell(better)} is better). {_md_cell(head)}", "",
-             _md_cell(LEGEND), "",
+             _md_cell(LEGEND), "", *([_md_cell(_flag_note()), ""] if _flagged(table_df) else []),
              "| " + " | ".join(DISPLAY_COLUMNS) + " |", "|" + "---|" * len(DISPLAY_COLUMNS)]
     for _, r in d.iterrows():
         lines.append("| " + " | ".join(_md_cell(str(v)) for v in r) + " |")
@@ -111,6 +122,7 @@ def markdown_table(table_df: pd.DataFrame) -> str:
 
 
 _SHORT = ("category", "S", "K", "outer", "seed S", "seed K", "seed outer", "agrees", "floor")
+FLAG_STYLE = "bold white on red"  # a flagged row (copies / collapse: scalebench/flags.py) must not be missed
 _STYLE = {LABELS[IMPROVES]: "green", LABELS[WORSE]: "bold red", LABELS[FLAT]: "red", LABELS[AT_FLOOR]: "cyan",
           LABELS[INCONCLUSIVE]: "yellow", LABELS[FIXED]: "dim", LABELS[NO_DATA]: "dim", LABELS[SCALES]: "green",
           LABELS[NOT_SCALES]: "red"}
@@ -143,9 +155,10 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
     d = table_display(table_df)
     metric = str(table_df["metric"].iloc[0]) if len(table_df) else "?"
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
+    caption = "\n".join(filter(None, [_str(table_df.attrs.get("header")), _flag_note() if _flagged(table_df) else ""]))
     t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False,
-              caption=_str(table_df.attrs.get("header")) or None)
-    cols = DISPLAY_COLUMNS if evidence else DISPLAY_COLUMNS[:11]
+              caption=caption or None)
+    cols = DISPLAY_COLUMNS if evidence else [c for c in DISPLAY_COLUMNS if not c.endswith("evidence")]
     for c in cols:
         t.add_column(c, overflow="fold", no_wrap=c in _SHORT, min_width=10 if c in ("generator", "sampler") else None,
                      justify="center" if c in ("S", "K", "seed S", "seed K") else "left")
@@ -159,7 +172,7 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
             v = str(r[c])
             style = _STYLE.get(v, "") if c in ("S", "K", "seed S", "seed K") else (
                 "green" if c == "agrees" and v == "yes" else "red" if c == "agrees" and v.startswith("no")
-                else "yellow" if c == "agrees" and v.startswith("?") else "")
+                else "yellow" if c == "agrees" and v.startswith("?") else FLAG_STYLE if c == "flags" and v else "")
             cells.append(Text(v, style=style))
         t.add_row(*cells)
     return t
