@@ -52,28 +52,8 @@ test-slow: install  # exit code 5 = no slow tests collected, which is fine
 lint: install
 	$(VENV)/bin/ruff check scalebench tests benchmarks
 
-train: install  # one at a time: each recipe uses the machine's cores
-	$(SB) train features
-	$(SB) train refnet
-	$(SB) train diffusion
-	$(SB) train diffusion --replicate 1  # replicates: same recipe, training seed + N (a spec's `replicates`)
-	$(SB) train diffusion --replicate 2
-	$(SB) train gpt
-	$(SB) train gpt --replicate 1
-	$(SB) train gpt --replicate 2
-	$(SB) train pixelcnn
-	$(SB) train mtp
-	$(SB) train maskgit
-	$(SB) train var
-	$(SB) train mar
-	$(SB) train gan
-	$(SB) train imm
-	$(SB) train consistency  # after diffusion: distilled from it
-	$(SB) train ebm
-	$(SB) train vae
-	$(SB) train flow
-	$(SB) train ar_diffusion  # rolling samples the same checkpoint
-	$(SB) train ards  # after gpt: fine-tuned from it
+train: install  # one at a time, parents first (order from scalebench/zoo/index.json): each recipe uses the machine's cores
+	$(SB) train --all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

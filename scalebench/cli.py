@@ -176,21 +176,43 @@ def list_generators() -> None:
 @app.command()
 @cli_errors
 def train(
-    name: Annotated[str, typer.Argument(help="what to train: a generator name or 'features'")],
+    name: Annotated[str | None, typer.Argument(help="what to train: a generator name, 'features' or 'refnet'")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="write the checkpoint here instead of the zoo")] = None,
     replicate: Annotated[int, typer.Option("--replicate", help="N ≥ 1: train replicate N (training seed + N) "
                                            "as NAME-rN, for a spec's replicates")] = 0,
+    all_: Annotated[bool, typer.Option("--all", help="retrain every trainer's checkpoint and every replicate in the "
+                                       "zoo index, parents first (what `make train` runs)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the train commands in order; train nothing")] = False,
 ) -> None:
     """Train a reference model from the recipe kept in code and save its safetensors checkpoint."""
-    _setup_logging(True)
     from scalebench.generators import TRAINERS, trainer
     from scalebench.training import train_replicate
+    from scalebench.zoo import read_index
+    from scalebench.zoo.order import TrainJob, training_order
 
-    fn = trainer(name)
+    if all_ and (name is not None or replicate or out_dir is not None):
+        raise UsageError("--all retrains the whole zoo in place (children load their new parents); "
+                         "drop NAME, --replicate and --out-dir, or train one NAME without --all")
+    if not all_ and name is None:
+        raise UsageError("name what to train (see `scalebench list`), or pass --all to retrain the whole zoo")
+    if replicate < 0:
+        raise UsageError(f"--replicate {replicate}: replicate numbers start at 1 (0 is the shipped checkpoint)")
+    if all_:
+        jobs = training_order(read_index(), TRAINERS.names())
+    else:
+        trainer(name)  # an unknown name or a family without weights of its own fails before anything runs
+        jobs = [TrainJob(TRAINERS.canonical(name), replicate)]
+    if dry_run:
+        for job in jobs:
+            console.print(job.command(), markup=False, highlight=False, soft_wrap=True)
+        return
+    _setup_logging(True)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    path = train_replicate(TRAINERS.canonical(name), fn, replicate, out_dir) if replicate else fn(out_dir=out_dir)
-    console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)", markup=False, highlight=False)
+    for job in jobs:
+        fn = trainer(job.name)
+        path = train_replicate(job.name, fn, job.replicate, out_dir) if job.replicate else fn(out_dir=out_dir)
+        console.print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.2f} MB)", markup=False, highlight=False)
 
 
 @app.command()

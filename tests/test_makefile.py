@@ -67,3 +67,12 @@ def test_without_a_way_to_install_it_says_what_to_install_in_one_line(tmp_path) 
         assert res.stdout.splitlines() == [
             "chromium missing at /nonexistent/chromium and no root or sudo to install it: run 'apt-get install -y "
             "chromium' as root (the browser tests fail until then)"]
+
+
+def test_make_train_retrains_the_zoo_in_the_order_the_index_implies() -> None:
+    """`make train` keeps no list of its own: it runs `scalebench train --all`, whose order
+    (tests/test_train_all.py) covers every checkpoint and replicate of the zoo index."""
+    res = _make("-n", "train", "SB=scalebench")  # -n: the install step is printed, not run
+    assert res.returncode == 0, res.stderr
+    train_lines = [ln for ln in res.stdout.splitlines() if ln.startswith("scalebench ")]
+    assert train_lines == ["scalebench train --all"]

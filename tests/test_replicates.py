@@ -173,14 +173,3 @@ def test_table_has_a_replicate_column(tmp_zoo: Path, tmp_path: Path) -> None:
     labelled = {**old, "generator": "my-diffusion", "generator_name": "diffusion"}
     assert {r["replicate"] for r in record_rows(labelled, "run")} == {"diffusion"}
     assert default_checkpoint("toy") == "toy"  # no zoo checkpoint: its own name
-
-
-def test_make_train_remakes_every_zoo_checkpoint_and_replicate() -> None:
-    """`make train` rebuilds the whole zoo: every checkpoint in the index, replicates as --replicate N."""
-    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
-    target = makefile.split("\ntrain:", 1)[1].split("\n\n", 1)[0]
-    lines = {ln.split("#")[0].strip().removeprefix("$(SB) ") for ln in target.splitlines()[1:]}
-    for name, entry in zoo.read_index().items():
-        m = zoo.REPLICATE.fullmatch(name)
-        want = f"train {m['base']} --replicate {m['n']}" if entry.get("replicate_of") and m else f"train {name}"
-        assert want in lines, f"make train does not run `scalebench {want}`"
