@@ -35,10 +35,3 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
     MetricSpec("peak_mem_bytes", "lower", kind="cost", unit="bytes",
                description="bytes torch allocated above the pre-batch level during one batch (CPU: live tensor storages tracked per op; CUDA: allocator peak)"),
 ]}
-
-
-def metric_spec(name: str) -> MetricSpec:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {sorted(METRICS)}") from None

@@ -59,14 +59,6 @@ FLOOR_SUFFIX, FLOOR_SD_SUFFIX = "_floor", "_floor_sd"
 HOMOGENEOUS = ("n", "dtype", "device", "dataset", "compile")
 
 
-def is_floor_metric(name: str) -> bool:
-    """True for the floor companions of a declared metric ("fid_floor", "fid_floor_sd")."""
-    for suffix in (FLOOR_SD_SUFFIX, FLOOR_SUFFIX):
-        if name.endswith(suffix) and name[: -len(suffix)] in METRICS:
-            return True
-    return False
-
-
 def check_homogeneous(points: pd.DataFrame, by: list[str], what: str = "points") -> None:
     """Refuse to average `points` (rows of the tidy table) within a `by` group that mixes n, dtype,
     device or dataset: raise a ValueError naming the method, the column, its values and their runs."""
