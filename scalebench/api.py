@@ -176,6 +176,8 @@ class Generator(Protocol):
     `sample` returns the dataset's canonical form (for `digits`: floats in [0, 1], N×1×8×8);
     the harness checks that form and quantises before any metric. Randomness must come only
     from `rng` so the same seed gives identical samples (the global RNG stays untouched).
+    Optional but expected: `networks() -> {name: nn.Module}`, the modules `sample` calls, so the
+    harness counts real forward calls with hooks (`nfe_measured`) and can compile them.
     """
 
     card: MethodCard
@@ -188,14 +190,6 @@ class Generator(Protocol):
         """Declared network calls in sequence for one batch at this budget; None when it depends
         on the data (early stopping, accepted drafts): the harness then reports only what it counts."""
         ...
-
-
-@runtime_checkable
-class HasNetworks(Protocol):
-    """Optional but expected: the networks `sample` calls, so the harness can count real forward
-    calls with hooks (`nfe_measured`). Count one call per forward of each listed module."""
-
-    def networks(self) -> Mapping[str, torch.nn.Module]: ...
 
 
 @runtime_checkable
