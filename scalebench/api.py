@@ -100,9 +100,9 @@ class SamplerCard:
 class MethodCard:
     """What a generator is and how its inference compute can be scaled.
 
-    The card, not METHODS.md, is the source of truth for a method's axis mapping. A sampler
-    listed in `sampler_cards` overrides the axes, category, outer loop or likelihood for its
-    own rows (`for_sampler`).
+    The card is the source of truth for a method's axis mapping (tests/test_readme_zoo.py checks
+    the README's zoo table against it). A sampler listed in `sampler_cards` overrides the axes,
+    category, outer loop or likelihood for its own rows (`for_sampler`).
     """
 
     name: str

@@ -1,6 +1,6 @@
 """scikit-learn's `load_digits` (8×8, 17 grey levels 0..16, 10 classes), embedded, no download.
 
-Views (METHODS.md): tokens (N, 64) ints 0..16 raster order; continuous (N, 1, 8, 8) in [-1, 1]
+Views: tokens (N, 64) ints 0..16 raster order; continuous (N, 1, 8, 8) in [-1, 1]
 (optionally dequantised); pyramid: average-pooled and re-quantised at 1, 2, 4, 8 sides.
 Canonical form: floats in [0, 1] on the 17-level grid, N×1×8×8.
 

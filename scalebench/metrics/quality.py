@@ -1,7 +1,7 @@
 """The one entry point the runner calls for sample-quality metrics.
 
 Generators return canonical floats; everything here is judged on `dataset.quantise(samples)`
-so every method is scored on the same grid (METHODS.md). Only requested metrics that the
+so every method is scored on the same grid. Only requested metrics that the
 dataset declares (`dataset.metrics`) are computed; `test_nll` is a property of the model,
 not of samples, so the runner gets it from `HasLikelihood.nll`, not from here. With
 `floors=True` each metric also gets its data floor (`<metric>_floor`, `<metric>_floor_sd`:

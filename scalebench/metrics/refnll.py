@@ -3,13 +3,12 @@
 Text-diffusion papers report the perplexity of generated text under a strong reference AR
 model (Gen PPL). Here the reference is a causal transformer over the 64 grey levels of an
 8×8 image in raster order, trained by `train()` on the `features` split, which no generator
-sees: until issue 22 it was trained on the generators' own `train` split, so a generator that
-returned training images verbatim scored 1.57 bits/dim, "better" than real unseen data (1.82).
-Now every image a generator could copy is as unseen by the judge as the real data behind the
-floor (`floor.py` draws it from `train` ∪ `reference`). It is **not** a swept generator (until
-issue 8 it was the `gpt` generator's own checkpoint, which scored its own samples):
-`zoo/refnet.safetensors`. Low is better, but a collapsed generator also scores low, so it is
-always reported next to `diversity` and recall (and `scalebench.flags` flags collapse).
+sees, so every image a generator could copy is as unseen by the judge as the real data behind
+the floor (`floor.py` draws it from `train` ∪ `reference`); a judge trained on the generators'
+split would score a generator that returns training images verbatim "better" than real data.
+It is **not** a swept generator, nor any generator's checkpoint (a model would then score its
+own samples): `zoo/refnet.safetensors`. Low is better, but a collapsed generator also scores
+low, so it is always reported next to `diversity` and recall (and `scalebench.flags` flags collapse).
 """
 
 from __future__ import annotations

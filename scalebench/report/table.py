@@ -287,7 +287,7 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     out = out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
     out.attrs.update(header=header(rule, hypotheses, checkpoints), hypotheses=hypotheses,
                      correction=rule.correction, checkpoints=checkpoints)
-    from scalebench.flags import row_flags  # copies / collapse among the row's points (issue 22)
+    from scalebench.flags import row_flags  # copies / collapse among the row's points
 
     out["flags"] = row_flags(df, out)
     return out
