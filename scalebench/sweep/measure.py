@@ -1,11 +1,12 @@
-"""Measure one grid point: the code every executor (in-process now, Ray workers later) runs.
+"""Measure one grid point: the code every executor runs (in-process, or in a Ray worker).
 
 `execute_point(point) -> record` never raises: a failure becomes a record with status
 "failed" and the error. It is a sequence of named steps, each a plain function:
 
     load → warm up → draw (the quality samples, timed, calls counted; then, untimed, the
-    generator's optional per-batch `diagnostics`) → validate (the sample contract) → time (contiguous mode only: more repeats until the minimum count and
-    duration) → cost (declared vs measured NFE, FLOPs, peak memory per batch) → preview → quality
+    generator's optional per-batch `diagnostics`) → validate (the sample contract) → time
+    (contiguous mode only: more repeats until the minimum count and duration) → cost (declared
+    vs measured NFE, FLOPs, peak memory per batch) → preview → quality
 
 In interleaved mode (the default) the record comes back with `timing.mode = "pending"` and
 `time_rounds(pairs)` completes it: rounds over all the process's points, one batch per visit,
@@ -131,18 +132,18 @@ def _rng(device: str, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _sampler(ld: Loaded, point: Point, size: int, rng: torch.Generator):
-    return lambda: ld.gen.sample(size, point.budget, rng, point.sampler)
+def _sampler(loaded: Loaded, point: Point, size: int, rng: torch.Generator):
+    return lambda: loaded.gen.sample(size, point.budget, rng, point.sampler)
 
 
-def warm_up(ld: Loaded, point: Point) -> list[float]:
+def warm_up(loaded: Loaded, point: Point) -> list[float]:
     """Untimed-for-latency batches; their seconds are kept (a compiled point's first one holds the compile)."""
     rng = _rng(point.device, WARMUP_SEED + point.seed)
-    return [time_call(_sampler(ld, point, point.batch_size, rng), point.device)[1]
+    return [time_call(_sampler(loaded, point, point.batch_size, rng), point.device)[1]
             for _ in range(point.timing.warmup)]
 
 
-def draw(ld: Loaded, point: Point) -> Draw:
+def draw(loaded: Loaded, point: Point) -> Draw:
     """The quality samples: n from the seed's generator in batches; full batches are timed and counted.
 
     A generator with `diagnostics` (api.HasDiagnostics) is asked about every batch after it is
@@ -150,13 +151,13 @@ def draw(ld: Loaded, point: Point) -> Draw:
     """
     rng, out, left, b = _rng(point.device, point.seed), Draw(torch.empty(0)), point.n, point.batch_size
     chunks, diags = [], []
-    diagnose = getattr(ld.gen, "diagnostics", None)
+    diagnose = getattr(loaded.gen, "diagnostics", None)
     while left > 0:
         size = min(b, left)
         start = rng.get_state() if diagnose is not None else None
-        with ld.counter:
-            x, dt = time_call(_sampler(ld, point, size, rng), point.device)
-        check_samples(x, size, ld.dataset.form, point.name)
+        with loaded.counter:
+            x, dt = time_call(_sampler(loaded, point, size, rng), point.device)
+        check_samples(x, size, loaded.dataset.form, point.name)
         if diagnose is not None:
             again = torch.Generator(device=rng.device)
             again.set_state(start)
@@ -164,7 +165,7 @@ def draw(ld: Loaded, point: Point) -> Draw:
         chunks.append(x.float().cpu())
         if size == b:
             out.times.append(dt)
-            out.calls.append(ld.counter.count)
+            out.calls.append(loaded.counter.count)
         left -= size
     out.samples = torch.cat(chunks)
     if diags:
@@ -179,61 +180,61 @@ def mean_diagnostics(batches: list[tuple[int, Any]]) -> dict[str, float]:
     out = {}
     for name in names:
         values = []
-        for size, d in batches:
-            if sorted(d) != names:
-                raise ValueError(f"diagnostics() returned names {sorted(d)} in one batch and {names} in another")
-            v = float(d[name])
-            if not math.isfinite(v):
+        for size, batch in batches:
+            if sorted(batch) != names:
+                raise ValueError(f"diagnostics() returned names {sorted(batch)} in one batch and {names} in another")
+            value = float(batch[name])
+            if not math.isfinite(value):
                 raise NonFiniteMetric(f"diagnostic {name} is not finite")
-            values.append(size * v)
+            values.append(size * value)
         out[name] = math.fsum(values) / total
     return out
 
 
-def validate(ld: Loaded, point: Point, d: Draw) -> None:
+def validate(loaded: Loaded, point: Point, drawn: Draw) -> None:
     """The whole draw against the sample contract (each batch was checked as it came)."""
-    check_samples(d.samples, point.n, ld.dataset.form, point.name)
+    check_samples(drawn.samples, point.n, loaded.dataset.form, point.name)
 
 
-def time_more(ld: Loaded, point: Point, d: Draw) -> None:
+def time_more(loaded: Loaded, point: Point, drawn: Draw) -> None:
     """Extra timed repeats (own rng) until the minimum count and duration are met."""
     rng = _rng(point.device, TIMING_SEED + point.seed)
-    before = len(d.times)
+    before = len(drawn.times)
 
     def call() -> object:
-        with ld.counter:
-            x = ld.gen.sample(point.batch_size, point.budget, rng, point.sampler)
-        d.calls.append(ld.counter.count)
+        with loaded.counter:
+            x = loaded.gen.sample(point.batch_size, point.budget, rng, point.sampler)
+        drawn.calls.append(loaded.counter.count)
         return x
 
-    d.times[:] = repeat_until(call, point.device, point.timing, d.times)
-    del d.calls[len(d.times):]
-    log.debug("%s: %d extra timing repeats", point.label(), len(d.times) - before)
+    drawn.times[:] = repeat_until(call, point.device, point.timing, drawn.times)
+    del drawn.calls[len(drawn.times):]
+    log.debug("%s: %drawn extra timing repeats", point.label(), len(drawn.times) - before)
 
 
-def nfe_cost(ld: Loaded, point: Point, d: Draw) -> tuple[dict[str, Any], list[str]]:
+def nfe_cost(loaded: Loaded, point: Point, drawn: Draw) -> tuple[dict[str, Any], list[str]]:
     """Declared NFE, NFE counted by hooks on every timed batch, and a warning when they differ."""
-    declared = ld.gen.nfe(point.budget, point.sampler)
+    declared = loaded.gen.nfe(point.budget, point.sampler)
     declared = None if declared is None else int(declared)
     warnings: list[str] = []
-    if not ld.counter.available:  # a limitation, not a fault: `scalebench check` is where it fails
+    if not loaded.counter.available:  # a limitation, not a fault: `scalebench check` is where it fails
         if point.generator not in _NO_NETWORKS:
             _NO_NETWORKS.add(point.generator)
             log.info("%s exposes no networks(); its NFE is declared only, not measured", point.generator)
         return {"nfe": declared, "nfe_declared": declared, "nfe_measured": None}, []
-    measured = statistics.median(d.calls) if d.calls else None
+    measured = statistics.median(drawn.calls) if drawn.calls else None
     if measured is not None and float(measured).is_integer():
         measured = int(measured)
-    if declared is not None and d.calls and any(c != declared for c in d.calls):
-        warnings.append(f"nfe: declared {declared} but counted {sorted(set(d.calls))} network calls per batch")
+    if declared is not None and drawn.calls and any(c != declared for c in drawn.calls):
+        warnings.append(f"nfe: declared {declared} but counted {sorted(set(drawn.calls))} network calls per batch")
     cost = {"nfe": declared if declared is not None else measured, "nfe_declared": declared,
             "nfe_measured": measured}
-    if len(set(d.calls)) > 1:
-        cost["nfe_measured_range"] = [min(d.calls), max(d.calls)]
+    if len(set(drawn.calls)) > 1:
+        cost["nfe_measured_range"] = [min(drawn.calls), max(drawn.calls)]
     return cost, warnings
 
 
-def flops(ld: Loaded, point: Point, n: int = 8) -> float:
+def flops(loaded: Loaded, point: Point, n: int = 8) -> float:
     """FLOPs per sample, counted once per budget (they do not depend on the seed) and cached on disk.
 
     The disk cache (one JSON file per generator fingerprint, sampler, budget, device type and
@@ -247,7 +248,7 @@ def flops(ld: Loaded, point: Point, n: int = 8) -> float:
             _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
         else:  # counted on the eager networks: the FLOP counter does not see inside compiled graphs
             gen = get_loaded(point.generator, point.device, args=point.args, replicate=point.replicate) \
-                if point.compile else ld.gen
+                if point.compile else loaded.gen
             rng = _rng(point.device, PROBE_SEED)
             _FLOPS[key] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,33 +265,33 @@ def _flops_path(key: tuple) -> Path:
     return cache_dir() / "flops" / f"{key[0]}-{digest}.json"
 
 
-def memory(ld: Loaded, point: Point) -> tuple[int | None, str]:
+def memory(loaded: Loaded, point: Point) -> tuple[int | None, str]:
     """Peak bytes of one untimed batch (own rng), above the level before it."""
-    return peak_memory(_sampler(ld, point, point.batch_size, _rng(point.device, PROBE_SEED)), point.device)
+    return peak_memory(_sampler(loaded, point, point.batch_size, _rng(point.device, PROBE_SEED)), point.device)
 
 
-def test_nll(ld: Loaded, point: Point) -> tuple[float | None, str]:
+def test_nll(loaded: Loaded, point: Point) -> tuple[float | None, str]:
     """Mean test-split bits/dim at this budget (memoised: it does not depend on seed or sampler)."""
-    if not hasattr(ld.gen, "nll") or ld.card.likelihood == "none":
+    if not hasattr(loaded.gen, "nll") or loaded.card.likelihood == "none":
         return None, "none"
     key = (point.generator, point.fingerprint, point.S, point.K, point.device, point.dtype)
     if key not in _TEST_NLL:
-        x = ld.dataset.canonical("test").to(point.device)
+        x = loaded.dataset.canonical("test").to(point.device)
         with torch.inference_mode(), _autocast(point.device, point.dtype):
-            v = ld.gen.nll(x, point.budget)
-        _TEST_NLL[key] = (None, "none") if v is None else (float(v.float().mean()), ld.card.likelihood)
+            v = loaded.gen.nll(x, point.budget)
+        _TEST_NLL[key] = (None, "none") if v is None else (float(v.float().mean()), loaded.card.likelihood)
     return _TEST_NLL[key]
 
 
-def quality(ld: Loaded, point: Point, d: Draw, record: dict[str, Any]) -> None:
-    wanted = tuple(m for m in point.metrics if m != "test_nll" and m in ld.dataset.metrics)
+def quality(loaded: Loaded, point: Point, drawn: Draw, record: dict[str, Any]) -> None:
+    wanted = tuple(m for m in point.metrics if m != "test_nll" and m in loaded.dataset.metrics)
     if wanted:  # a speed-only spec (metrics = []) never loads the metric nets
         from scalebench.metrics.quality import compute_quality
 
-        record["metrics"] = compute_quality(d.samples, ld.dataset, device=point.device, metrics=wanted,
+        record["metrics"] = compute_quality(drawn.samples, loaded.dataset, device=point.device, metrics=wanted,
                                              floors=True)
     if "test_nll" in point.metrics:
-        value, kind = test_nll(ld, point)
+        value, kind = test_nll(loaded, point)
         record["nll_kind"] = kind
         if value is not None:
             record["metrics"]["test_nll"] = value
@@ -337,10 +338,10 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
     for p, _ in pairs:
         try:
             set_threads(p.threads, p.timing.steady_allocator)
-            ld = load(p)
+            loaded = load(p)
             with torch.inference_mode(), _autocast(p.device, p.dtype):
-                warm_up(ld, p)
-            state[p.point_id] = (ld, _rng(p.device, TIMING_SEED + p.seed), [], [])
+                warm_up(loaded, p)
+            state[p.point_id] = (loaded, _rng(p.device, TIMING_SEED + p.seed), [], [])
         except Exception as e:  # noqa: BLE001 — as in execute_point
             failed[p.point_id] = f"{type(e).__name__}: {e}"
     orders: list[list[int]] = []
@@ -350,12 +351,12 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
         orders.append(order)
         for i in order:
             p = pairs[i][0]
-            ld, rng, times, calls = state[p.point_id]
+            loaded, rng, times, calls = state[p.point_id]
             try:
                 set_threads(p.threads, p.timing.steady_allocator)
-                with torch.inference_mode(), _autocast(p.device, p.dtype), ld.counter:
-                    times.append(time_call(_sampler(ld, p, p.batch_size, rng), p.device)[1])
-                calls.append(ld.counter.count)
+                with torch.inference_mode(), _autocast(p.device, p.dtype), loaded.counter:
+                    times.append(time_call(_sampler(loaded, p, p.batch_size, rng), p.device)[1])
+                calls.append(loaded.counter.count)
             except Exception as e:  # noqa: BLE001
                 failed[p.point_id] = f"{type(e).__name__}: {e}"
                 state.pop(p.point_id)
@@ -368,11 +369,11 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
             rec.update(status="failed", error=failed[p.point_id])
             out.append(rec)
             continue
-        ld, _, times, calls = state[p.point_id]
+        loaded, _, times, calls = state[p.point_id]
         set_latency(rec, p, times, calls, "interleaved", rounds=len(times), order_seed=order_seed,
                     positions=[o.index(i) for o in orders if i in o], spread=spread(times), noisy=False)
-        if ld.counter.available:
-            nfe, warnings = nfe_cost(ld, p, Draw(torch.empty(0), times, rec["timing"]["calls"]))
+        if loaded.counter.available:
+            nfe, warnings = nfe_cost(loaded, p, Draw(torch.empty(0), times, rec["timing"]["calls"]))
             rec["cost"].update(nfe)
             rec["warnings"] = sorted(set(rec["warnings"]) | set(warnings))
         out.append(rec)
@@ -429,31 +430,31 @@ def execute_point(point: Point) -> dict[str, Any]:
     try:
         record["allocator"] = set_threads(point.threads, point.timing.steady_allocator)
         record["calibration_s"] = calibration_figure(point.device)
-        ld = load(point)
-        card = ld.card
+        loaded = load(point)
+        card = loaded.card
         record.update(family=card.family, category=card.category, outer=card.outer,
-                      likelihood=card.likelihood, dataset=getattr(ld.dataset, "name", card.dataset))
+                      likelihood=card.likelihood, dataset=getattr(loaded.dataset, "name", card.dataset))
         with torch.inference_mode(), _autocast(point.device, point.dtype):
-            record["warmup_s"] = warm_up(ld, point)
-            d = draw(ld, point)
-            validate(ld, point, d)
+            record["warmup_s"] = warm_up(loaded, point)
+            drawn = draw(loaded, point)
+            validate(loaded, point, drawn)
             interleaved = point.timing.mode == "interleaved"
             if not interleaved:
-                time_more(ld, point, d)
-            nfe, warnings = nfe_cost(ld, point, d)
-            peak, peak_kind = memory(ld, point)
-            fl = flops(ld, point)
+                time_more(loaded, point, drawn)
+            nfe, warnings = nfe_cost(loaded, point, drawn)
+            peak, peak_kind = memory(loaded, point)
+            flops_per_sample = flops(loaded, point)
         record["warnings"] = warnings
-        record["cost"] = {**nfe, "flops": fl, "peak_mem_bytes": peak, "peak_mem_kind": peak_kind}
+        record["cost"] = {**nfe, "flops": flops_per_sample, "peak_mem_bytes": peak, "peak_mem_kind": peak_kind}
         if interleaved:  # latency comes from time_rounds; until then the record says so
             record["timing"] = {"mode": "pending", "batch": point.batch_size, "warmup": point.timing.warmup,
-                                "draw_s": d.times, "draw_calls": d.calls}
+                                "draw_s": drawn.times, "draw_calls": drawn.calls}
         else:
-            set_latency(record, point, d.times, d.calls, "contiguous")
-        record["preview"] = encode_preview(ld.dataset.quantise(d.samples[:PREVIEW]), ld.dataset.form.levels)
-        quality(ld, point, d, record)
-        if d.diagnostics is not None:
-            record["diagnostics"] = d.diagnostics
+            set_latency(record, point, drawn.times, drawn.calls, "contiguous")
+        record["preview"] = encode_preview(loaded.dataset.quantise(drawn.samples[:PREVIEW]), loaded.dataset.form.levels)
+        quality(loaded, point, drawn, record)
+        if drawn.diagnostics is not None:
+            record["diagnostics"] = drawn.diagnostics
         record["status"] = "ok"
     except Exception as e:  # noqa: BLE001 — a point's failure is data, the sweep goes on
         log.warning("%s failed: %s: %s", point.label(), type(e).__name__, e)
