@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Axis, Budget, MethodCard
-from scalebench.methods.diffusion import LEVELS, NLL_SEED
+from scalebench.data.digits import LEVELS
+from scalebench.methods.diffusion import NLL_SEED
 from scalebench.methods.diffusion import _discretised_gaussian_nll as discretised_gaussian_nll
 from scalebench.methods.nets.unet import UNet
 from scalebench.methods.samplers.diffusion import (

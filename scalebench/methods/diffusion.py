@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Axis, Budget, MethodCard, SamplerCard
+from scalebench.data.digits import LEVELS
 from scalebench.methods.nets.unet import UNet
 from scalebench.methods.samplers.diffusion import (
     SAMPLERS,
@@ -40,14 +41,12 @@ from scalebench.zoo import load_module, save_checkpoint
 
 log = logging.getLogger(__name__)
 
-LEVELS = 17  # grey levels of `digits`; decoder bins have width 2/(LEVELS-1) in [-1, 1]
 NET = {"base": 16, "blocks": 1, "up_blocks": 1, "emb_dim": 128, "fourier": [3, 4, 5]}  # 179k params
 RECIPE = Recipe(steps=6000, batch_size=128, lr=1e-3, warmup=100, grad_clip=1.0, ema=0.999, seed=0, threads=1)
 """~530 epochs, ~5 min: 2000 steps left the sampling ODE clearly under-dispersed; 2× more moves
 FID by 20-30 % but not the DDIM/DDPM ranking (docs/methods/diffusion.md). One thread: small
 convs gain little from two and slow down badly when oversubscribed."""
 NLL_SEED = 1234  # the bound's Monte-Carlo noise is fixed so the number is reproducible
-
 
 class DiffusionGenerator:
     """Pretrained `digits` DDPM/DDIM; K = sampling steps, S fixed; variational bound as NLL."""
@@ -160,7 +159,7 @@ def _discretised_gaussian_nll(x0: torch.Tensor, mean: torch.Tensor, std: float) 
     Computed in float64 log space on the side of the mean where both bin edges lie in the
     lower tail, so a prediction many σ away from its bin costs a finite, accurate amount.
     """
-    half = 1.0 / (LEVELS - 1)
+    half = 1.0 / (LEVELS - 1)  # decoder bins of `digits`' grey levels have width 2/(LEVELS-1) in [-1, 1]
     x, m = x0.double(), mean.double()
     inf = torch.full_like(x, math.inf)
     zu = torch.where(x >= 1 - 1e-6, inf, (x + half - m) / std)

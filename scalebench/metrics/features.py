@@ -4,8 +4,8 @@ Inception-v3 features are meaningless on 8×8 images with 17 grey levels, so, as
 papers do ("Fréchet LeNet distance"), scalebench trains its own classifier and uses its 64-d
 penultimate layer as the embedding. It is trained on the `features` split only, which no
 generator sees, so the metric cannot reward a generator for reproducing images the feature
-net memorised (it was trained on the generators' split until issue 8). The weights ship in
-`scalebench/zoo/features.safetensors`; `scalebench train features` (→ `train()`) remakes them.
+net memorised. The weights ship in `scalebench/zoo/features.safetensors`; `scalebench train
+features` (→ `train()`) remakes them.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalebench.data.digits import LEVELS, SIDE
+
 log = logging.getLogger(__name__)
 
 NAME = "features"
 NUM_FEATURES = 64
 NUM_CLASSES = 10
-SIDE = 8
-LEVELS = 17
 
 
 class DigitCNN(nn.Module):
