@@ -53,14 +53,15 @@ def test_collapse_is_low_spread_at_realistic_precision_not_noise() -> None:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One sweep: the verbatim copier, one image repeated, and a normal zoo generator (the VAE)."""
+    """One sweep: the verbatim copier, one image repeated, and a normal zoo generator (the VAE, at another n)."""
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import parse_spec
     from tests.conftest import toy_spec
 
     out = tmp_path_factory.mktemp("flags") / "run"
     spec = parse_spec(toy_spec(samples=N, batch_size=N, metrics=METRICS, seeds=[0],
-                               generators=[{"name": "copier"}, {"name": "collapser"}, {"name": "vae"}]))
+                               generators=[{"name": "copier"}, {"name": "collapser"},
+                                           {"name": "vae", "samples": N - 100, "batch_size": N - 100}]))
     run_sweep(spec, out, progress=False)
     return out
 
@@ -112,3 +113,14 @@ def test_flagged_points_are_never_the_pareto_frontier(results: pd.DataFrame) -> 
     assert all("copier" not in t and "collapser" not in t for t in front.text)
     ringed = next(tr for tr in fig.data if tr.name == charts.FLAG_NAME)
     assert sorted(t.split(" ")[0] for t in ringed.text) == ["collapser", "copier"]
+
+
+@pytest.mark.slow
+def test_a_chart_mixing_sample_sizes_names_each_n_and_draws_each_floor(results: pd.DataFrame) -> None:
+    from scalebench.report import charts
+
+    for fig in (charts.quality_vs_latency(results, "fid"), charts.quality_vs_K(results, "fid")):
+        names = [tr.name for tr in fig.data]
+        assert any(n.startswith("vae") and n.endswith(f"(n={N - 100})") for n in names), names
+        assert any(n.startswith("copier") and n.endswith(f"(n={N})") for n in names), names
+        assert {f"{charts.FLOOR_NAME} at n={N - 100}", f"{charts.FLOOR_NAME} at n={N}"} <= set(names), names
