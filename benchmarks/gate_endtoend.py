@@ -123,20 +123,24 @@ def summary_row(level: float, rc: int, report: dict | None, wall: float, load: t
 
 def summarize(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    print("| planted slowdown (network time) | ab runs | fired (exit 1) | exit 2 | median measured ratio "
-          "(all points) | min–max ratio | s per ab run (median) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| planted slowdown (network time) | ab runs | fired (exit 1) | exit 2 | points regressed | median measured "
+          "ratio (all points) | min–max ratio | largest adjusted p of a regressed point | s per ab run (median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for level in sorted({r["level"] for r in rows}):
         rs = [r for r in rows if r["level"] == level]
         fired = sum(r["exit_code"] == 1 for r in rs)
-        ratios = [p["ratio"] for r in rs for p in r["points"] if p["ratio"] is not None]
+        pts = [p for r in rs for p in r["points"] if p["ratio"] is not None]
+        ratios = [p["ratio"] for p in pts]
+        reg = [p for p in pts if p["verdict"] == "regression"]
         name = "none (no change)" if level == 0 else f"{level:.0%}" if level < 1 else f"{1 + level:g}×"
+        worst = f"{max(p['p'] for p in reg):.2g}" if reg else "—"
+        wall = statistics.median(r.get("ab_wall_s") or r["wall_s"] for r in rs)  # the first runs also timed the wait
         print(f"| {name} | {len(rs)} | {fired}/{len(rs)} = {fired / len(rs):.0%} | "
-              f"{sum(r['exit_code'] == 2 for r in rs)} | {statistics.median(ratios):.3f} | "
-              f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(r['wall_s'] for r in rs):.0f} |")
+              f"{sum(r['exit_code'] == 2 for r in rs)} | {len(reg)}/{len(pts)} | {statistics.median(ratios):.3f} | "
+              f"{min(ratios):.3f}–{max(ratios):.3f} | {worst} | {wall:.0f} |")
     others = sorted({m for r in rows for m in r["other_regressions"]})
-    print(f"\nnon-latency regressions seen: {others or 'none'}; loads {min(r['load_before'] for r in rows):.1f}–"
-          f"{max(r['load_before'] for r in rows):.1f} before each run")
+    print(f"\nnon-latency regressions seen: {others or 'none'}; load average {min(r['load_before'] for r in rows):.1f}–"
+          f"{max(r['load_before'] for r in rows):.1f} before each run; commit {sorted({r['sha'][:10] for r in rows})}")
 
 
 def main() -> None:
