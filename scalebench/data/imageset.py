@@ -8,7 +8,7 @@ on these datasets records nothing for them, as for any metric a dataset does not
 
 Splits (the names the harness asks for): ``train`` (what generators train on), ``reference``
 (held out: the FID/KID and precision/recall reference, and the test-NLL data), ``test`` (=
-``reference``), ``all``. The feature-net metrics' data floor draws from ``train``.
+``reference``), ``all``. The feature-net metrics' data floor draws from ``train`` ∪ ``reference``.
 """
 
 from __future__ import annotations
