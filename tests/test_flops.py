@@ -205,3 +205,32 @@ def test_realnvp_both_directions() -> None:
     n, x = 2, torch.randn(2, 1, 8, 8)
     check(lambda: net(x), n, realnvp_flops(cfg), 0)
     check(lambda: net(x, reverse=True), n, realnvp_flops(cfg), 0)
+
+
+# ---------------------------------------------------------------- every family of the quick spec
+
+def _quick_families() -> list:
+    from scalebench.sweep.plan import expand
+    from scalebench.sweep.spec import load_spec
+
+    chosen: dict = {}  # per family: its first sampler at the spec's largest S and K
+    for p in expand(load_spec("benchmarks/quick.toml", device="cpu")):
+        best = chosen.get(p.name)
+        if best is None or (p.sampler == best.sampler and (p.S, p.K) > (best.S, best.K)):
+            chosen[p.name] = p
+    return list(chosen.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", _quick_families(), ids=lambda p: f"{p.name}-S{p.S}-K{p.K}")
+def test_every_family_counts_within_5_percent_of_its_layers(point) -> None:  # noqa: ANN001
+    """The harness's count against the layer-shape count on the sampler's real calls."""
+    from scalebench.sweep.measure import get_loaded
+
+    torch.set_num_threads(2)
+    gen = get_loaded(point.generator, "cpu", args=point.args, replicate=point.replicate)
+    counts = []
+    for count in (count_flops, layer_flops):
+        rng = torch.Generator().manual_seed(0)
+        counts.append(count(lambda: gen.sample(2, point.budget, rng, point.sampler), 2))  # noqa: B023
+    assert counts[1] > 0 and abs(counts[0] / counts[1] - 1) <= TOL, counts
