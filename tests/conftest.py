@@ -1,6 +1,10 @@
-"""Shared fixtures: a cheap toy generator registered in-process, and a temp cache dir."""
+"""Shared fixtures: a cheap toy generator registered in-process, a temp cache dir, a family's
+shipped generator, seeded torch generators and the independent-pixel baseline every family's
+quality test must beat."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
@@ -58,3 +62,58 @@ def toy_spec(**over: object) -> dict:
 
 
 INTERLEAVED = {"warmup": 0, "min_repeats": 2, "min_duration_s": 0.0, "mode": "interleaved"}
+
+
+def shipped_generator(cls: Any, threads: int = 1) -> Any:
+    """A module-scoped `gen` fixture: `cls` loaded on CPU from its shipped checkpoint with `threads`
+    torch threads (one by default: small nets, and the tests run beside other work). In a test
+    module: `gen = shipped_generator(MyGenerator)`."""
+
+    @pytest.fixture(scope="module", name="gen")
+    def fixture() -> Any:
+        torch.set_num_threads(threads)
+        return cls("cpu")
+
+    return fixture
+
+
+def seeded_rng(seed: int) -> torch.Generator:
+    """A CPU torch generator at `seed`: every test draws its randomness from one of these."""
+    return torch.Generator().manual_seed(seed)
+
+
+def independent_pixels(n: int, seed: int = 0) -> torch.Tensor:
+    """`n` digits whose pixel j is pixel j of an independently drawn training image: each pixel
+    from its training marginal, no structure between pixels — the trivial baseline a family's
+    samples must beat."""
+    from scalebench.data.digits import SIDE, Digits, from_tokens
+
+    train = Digits().tokens("train")
+    rows = torch.randint(0, len(train), (n, SIDE * SIDE), generator=seeded_rng(seed))
+    return from_tokens(train.gather(0, rows))
+
+
+def independent_pixel_quality(n: int, metrics: tuple[str, ...] = ("fid",), seed: int = 0) -> dict[str, float]:
+    """`metrics` of `independent_pixels(n, seed)` against the digits reference (FID by default)."""
+    from scalebench.data import get_dataset
+    from scalebench.metrics.quality import compute_quality
+
+    return compute_quality(independent_pixels(n, seed), get_dataset("digits"), metrics=metrics)
+
+
+def independent_pixel_fid(n: int, seed: int = 0) -> float:
+    """FID of `independent_pixels(n, seed)`: the number a family's FID at its largest budget must beat."""
+    return independent_pixel_quality(n, ("fid",), seed)["fid"]
+
+
+def fid_by_budget(gen: Any, budgets: dict[str, Budget], n: int, baseline_seed: int = 0) -> dict[str, float]:
+    """FID of `n` samples of `gen` at each named budget (each drawn from `seeded_rng(0)`), and under
+    "marginal" the independent-pixel baseline at the same n: what a family's quality tests compare."""
+    from scalebench.data import get_dataset
+    from scalebench.metrics.quality import compute_quality
+
+    dataset = get_dataset("digits")
+    out = {name: compute_quality(gen.sample(n, budget, seeded_rng(0)), dataset, metrics=("fid",))["fid"]
+           for name, budget in budgets.items()}
+    out["marginal"] = independent_pixel_fid(n, baseline_seed)
+    return out

@@ -11,22 +11,16 @@ import pytest
 import torch
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens
+from scalebench.data.digits import LEVELS, Digits
 from scalebench.methods import ar_diffusion as A
 from scalebench.methods.nets.unet import UNet
 from scalebench.methods.samplers import diffusion as DS
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
 GRID_S, GRID_K = (1, 2, 4, 8), (1, 2, 5, 10, 20)
 
 
-@pytest.fixture(scope="module")
-def gen() -> A.ARDiffusionGenerator:
-    torch.set_num_threads(1)
-    return A.ARDiffusionGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(A.ARDiffusionGenerator)
 
 
 def test_card_and_protocols(gen: A.ARDiffusionGenerator) -> None:
@@ -41,12 +35,13 @@ def test_card_and_protocols(gen: A.ARDiffusionGenerator) -> None:
 
 def test_ddim_step_per_row_moves_each_row_on_its_own_and_keeps_still_rows() -> None:
     """A per-row step equals the scalar step row by row, and rows with t = s come back bit for bit (η = 1 too)."""
-    x, x0 = torch.randn(4, 1, 8, 8, generator=_rng(0)), torch.randn(4, 1, 8, 8, generator=_rng(1)).clamp(-1, 1)
+    x = torch.randn(4, 1, 8, 8, generator=seeded_rng(0))
+    x0 = torch.randn(4, 1, 8, 8, generator=seeded_rng(1)).clamp(-1, 1)
     t = [0.0, 0.0, 0.3, 0.6, 0.9, 1.0, 1.0, 0.5]
     s = [0.0, 0.0, 0.1, 0.4, 0.9, 0.8, 1.0, 0.0]
     for eta in (0.0, 1.0):
-        out = DS.ddim_step(x, x0, t, s, _rng(2), eta)
-        noise = torch.randn(x.shape, generator=_rng(2))
+        out = DS.ddim_step(x, x0, t, s, seeded_rng(2), eta)
+        noise = torch.randn(x.shape, generator=seeded_rng(2))
         for r in range(8):
             if t[r] == s[r]:
                 assert torch.equal(out[:, :, r], x[:, :, r])
@@ -90,8 +85,8 @@ def test_skewed_block_schedule() -> None:
 @pytest.mark.parametrize("K", [1, 5, 20])
 def test_s1_is_plain_diffusion_bit_for_bit(gen: A.ARDiffusionGenerator, sampler: str, K: int) -> None:
     """At S = 1 the sampler is `samplers/diffusion.py`'s DDIM/DDPM loop on the same net with all rows at one t."""
-    got = gen.sample(16, Budget(S=1, K=K), _rng(3), sampler)
-    rng = _rng(3)
+    got = gen.sample(16, Budget(S=1, K=K), seeded_rng(3), sampler)
+    rng = seeded_rng(3)
     x = DS.randn_like(torch.empty(16, 1, 8, 8), rng)
     x = DS.SAMPLERS[sampler](lambda x, t: gen.denoise(x, [t] * 8), x, DS.sampler_times(K, sampler), rng)
     assert torch.equal(got, ((x + 1) / 2).clamp(0, 1))
@@ -106,9 +101,9 @@ def test_nfe_declared_equals_counted_and_determinism(gen: A.ARDiffusionGenerator
     try:
         for S, K in [(1, 3), (2, 5), (8, 2), (4, 1)]:
             calls.clear()
-            a = gen.sample(3, Budget(S=S, K=K), _rng(7), sampler)
+            a = gen.sample(3, Budget(S=S, K=K), seeded_rng(7), sampler)
             assert len(calls) == gen.nfe(Budget(S=S, K=K), sampler) == K + (S - 1) * math.ceil(K / 2)
-            assert torch.equal(a, gen.sample(3, Budget(S=S, K=K), _rng(7), sampler))
+            assert torch.equal(a, gen.sample(3, Budget(S=S, K=K), seeded_rng(7), sampler))
             assert a.shape == (3, 1, 8, 8) and 0 <= float(a.min()) and float(a.max()) <= 1
     finally:
         hook.remove()
@@ -117,11 +112,11 @@ def test_nfe_declared_equals_counted_and_determinism(gen: A.ARDiffusionGenerator
 @pytest.mark.parametrize("budget", [Budget(S=3, K=2), Budget(S=16, K=2), Budget(S=5, K=2), Budget(S=2, K=1001)])
 def test_invalid_budget_and_sampler(gen: A.ARDiffusionGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=2, K=2), _rng(0), "heun")
+        gen.sample(2, Budget(S=2, K=2), seeded_rng(0), "heun")
 
 
 def test_nll_bound(gen: A.ARDiffusionGenerator) -> None:
@@ -146,20 +141,10 @@ def test_checkpoint_metadata_and_size(gen: A.ARDiffusionGenerator) -> None:
 
 # ---------------------------------------------------------------- quality on the shipped checkpoint
 
-def marginal_fid(n: int) -> float:
-    """FID of images whose pixels are drawn independently from the training marginals (the trivial baseline)."""
-    from scalebench.data import get_dataset
-    from scalebench.metrics.quality import compute_quality
-
-    train = Digits().tokens("train")
-    rows = torch.randint(0, len(train), (n, 64), generator=_rng(0))
-    return compute_quality(from_tokens(train[rows, torch.arange(64)]), get_dataset("digits"), metrics=("fid",))["fid"]
-
-
 def test_quality_at_the_largest_budget_beats_independent_pixels(gen: A.ARDiffusionGenerator) -> None:
     from scalebench.data import get_dataset
     from scalebench.metrics.quality import compute_quality
 
-    x = gen.sample(500, Budget(S=8, K=20), _rng(0))
+    x = gen.sample(500, Budget(S=8, K=20), seeded_rng(0))
     fid = compute_quality(x, get_dataset("digits"), metrics=("fid",))["fid"]
-    assert fid < 0.5 * marginal_fid(500), fid  # 500 samples: ~3 vs ~52
+    assert fid < 0.5 * independent_pixel_fid(500), fid  # 500 samples: ~3 vs ~52

@@ -14,16 +14,9 @@ from scalebench.api import Budget, Generator, HasLikelihood
 from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens, upsample
 from scalebench.methods import ards, gpt
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> ards.ARDSGenerator:
-    torch.set_num_threads(1)
-    return ards.ARDSGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(ards.ARDSGenerator)
 
 
 def test_card_and_protocols(gen: ards.ARDSGenerator) -> None:
@@ -38,7 +31,7 @@ def test_card_and_protocols(gen: ards.ARDSGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=2, K=1), Budget(S=64, K=4), Budget(S=8, K=2), Budget(S=64, K=10)])
 def test_invalid_budget_raises(gen: ards.ARDSGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="ards"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
@@ -50,7 +43,7 @@ def test_smoothing_matrix_is_the_clamped_rounded_gaussian() -> None:
     Monte Carlo; σ = 0 is the identity and a batch of σ gives one matrix each."""
     m = ards.smoothing_matrix(ards.SIGMA)
     torch.testing.assert_close(m.sum(1), torch.ones(LEVELS))
-    g = _rng(0)
+    g = seeded_rng(0)
     lv = ards.levels()
     for i in (0, 5, 8, 16):
         y = (lv[i] + ards.SIGMA * torch.randn(200_000, generator=g)).clamp(-1, 1)
@@ -69,7 +62,7 @@ def test_training_draws_have_the_smoothed_marginal() -> None:
     tok = Digits().tokens("train")
     reps = 8
     x = tok.repeat(reps, 1)
-    xt = ards.smooth_tokens(x, ards.SIGMA, torch.rand(x.shape, generator=_rng(1)))
+    xt = ards.smooth_tokens(x, ards.SIGMA, torch.rand(x.shape, generator=seeded_rng(1)))
     emp = torch.bincount(xt.flatten(), minlength=LEVELS).float() / xt.numel()
     p_x = torch.bincount(tok.flatten(), minlength=LEVELS).float() / tok.numel()
     want = p_x @ ards.smoothing_matrix(ards.SIGMA)
@@ -84,8 +77,8 @@ def test_ar_loss_is_cross_entropy_on_smoothed_draws() -> None:
         torch.manual_seed(0)
         net = gpt.build_model().eval()
     with torch.no_grad():
-        loss = ards.smoothed_ar_loss(net, batch, _rng(2))
-        g, total, count = _rng(2), 0.0, 0
+        loss = ards.smoothed_ar_loss(net, batch, seeded_rng(2))
+        g, total, count = seeded_rng(2), 0.0, 0
         for r, tok in zip(gpt.RESOLUTIONS, batch, strict=True):
             xt = ards.smooth_tokens(tok, ards.SIGMA, torch.rand(tok.shape, generator=g))
             total += F.cross_entropy(gpt.teacher_forced_logits(net, xt, r).transpose(1, 2), xt, reduction="sum")
@@ -110,13 +103,13 @@ def test_ladder_decreases_from_sigma() -> None:
 @pytest.mark.parametrize("S", [4, 64])
 def test_k1_returns_the_ar_sample_unchanged(gen: ards.ARDSGenerator, S: int) -> None:
     """K = 1 (no denoising) is the AR stage's smoothed sample itself: gpt's decoder from the same noise."""
-    x = gen.sample(6, Budget(S=S, K=1), _rng(3))
+    x = gen.sample(6, Budget(S=S, K=1), seeded_rng(3))
     r = math.isqrt(S)
-    u = torch.rand(6, S, generator=_rng(3))
+    u = torch.rand(6, S, generator=seeded_rng(3))
     want = upsample(from_tokens(gpt.decode(gen.net.ar, r, u)))
     assert torch.equal(x, want)
     # and K = 2 denoises exactly that sample (same AR noise drawn first)
-    y = gen.sample(6, Budget(S=S, K=2), _rng(3))
+    y = gen.sample(6, Budget(S=S, K=2), seeded_rng(3))
     with torch.no_grad():
         p = torch.softmax(ards.denoiser_logits(gen.net.den, to_tokens(want), ards.SIGMA), -1)
     torch.testing.assert_close(y.flatten(1), ((p * ards.levels()).sum(-1) + 1) / 2, atol=1e-6, rtol=0)
@@ -126,7 +119,7 @@ def test_k1_returns_the_ar_sample_unchanged(gen: ards.ARDSGenerator, S: int) -> 
 def test_nfe_declared_equals_counted(gen: ards.ARDSGenerator, S: int, K: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(3, Budget(S=S, K=K), _rng(0))
+        x = gen.sample(3, Budget(S=S, K=K), seeded_rng(0))
     assert gen.nfe(Budget(S=S, K=K)) == S + K - 1 == counter.count
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
 
@@ -134,10 +127,10 @@ def test_nfe_declared_equals_counted(gen: ards.ARDSGenerator, S: int, K: int) ->
 def test_determinism_and_global_rng(gen: ards.ARDSGenerator) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    a = gen.sample(8, Budget(S=16, K=5), _rng(7))
+    a = gen.sample(8, Budget(S=16, K=5), seeded_rng(7))
     assert torch.equal(torch.get_rng_state(), before)
-    b = gen.sample(8, Budget(S=16, K=5), _rng(7))
-    c = gen.sample(8, Budget(S=16, K=5), _rng(8))
+    b = gen.sample(8, Budget(S=16, K=5), seeded_rng(7))
+    c = gen.sample(8, Budget(S=16, K=5), seeded_rng(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -171,7 +164,7 @@ def test_denoiser_reduces_error_on_held_out_smoothed_images(gen: ards.ARDSGenera
     ladder are not asserted: there the shipped denoiser does not beat x̃ itself (docs/methods/ards.md)."""
     tok = Digits().tokens("test")
     x = from_tokens(tok)
-    xt = ards.smooth_tokens(tok, ards.SIGMA, torch.rand(tok.shape, generator=_rng(5)))
+    xt = ards.smooth_tokens(tok, ards.SIGMA, torch.rand(tok.shape, generator=seeded_rng(5)))
     with torch.no_grad():
         p = torch.softmax(ards.denoiser_logits(gen.net.den, xt, ards.SIGMA), -1)
     mean = (((p * ards.levels()).sum(-1) + 1) / 2).view_as(x)
@@ -199,19 +192,7 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: ards.ARDSGenerator) -> dict[str, float]:
-    from scalebench.data import get_dataset
-    from scalebench.metrics.quality import compute_quality
-
-    ds = get_dataset("digits")
-    out = {}
-    for K in (1, max(ards.KS)):
-        x = gen.sample(N_QUALITY, Budget(S=64, K=K), _rng(0))
-        out[f"K={K}"] = compute_quality(x, ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    marginal = from_tokens(train[rows, torch.arange(64)])
-    out["marginal"] = compute_quality(marginal, ds, metrics=("fid",))["fid"]
-    return out
+    return fid_by_budget(gen, {f"K={K}": Budget(S=64, K=K) for K in (1, max(ards.KS))}, N_QUALITY)
 
 
 def test_quality_beats_independent_pixel_marginals(fids: dict[str, float]) -> None:

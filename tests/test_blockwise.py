@@ -17,18 +17,12 @@ from scalebench.api import STEPS_TAKEN, Budget, Generator, HasDiagnostics, HasLi
 from scalebench.data.digits import Digits, to_tokens
 from scalebench.methods import blockwise as bw
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import seeded_rng, shipped_generator
 
 EXACT = Budget(S=8, K=8)  # k = 8 drafted tokens per block, every one verified
 
 
-@pytest.fixture(scope="module")
-def gen() -> bw.BlockwiseGenerator:
-    torch.set_num_threads(2)
-    return bw.BlockwiseGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(bw.BlockwiseGenerator, threads=2)
 
 
 def test_card_and_protocols(gen: bw.BlockwiseGenerator) -> None:
@@ -38,14 +32,13 @@ def test_card_and_protocols(gen: bw.BlockwiseGenerator) -> None:
     assert card.likelihood == "exact" and "Stern" in card.paper and "Leviathan" in card.paper
     assert bw.BlockwiseGenerator.checkpoints == ("gpt", "mtp")
     assert isinstance(gen, Generator) and isinstance(gen, HasLikelihood) and isinstance(gen, HasDiagnostics)
-    with pytest.raises(ValueError, match="scalebench train gpt"):
-        bw.train()
+    # no train(): `scalebench train blockwise` names gpt and mtp (tests/test_contract.py)
 
 
 @pytest.mark.parametrize("budget", [Budget(S=3, K=1), Budget(S=16, K=3), Budget(S=64, K=32)])
 def test_invalid_budget_raises(gen: bw.BlockwiseGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="blockwise"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
@@ -99,7 +92,7 @@ def test_fully_verified_decoding_draws_exactly_from_the_target(k: int, K: int) -
     """Chi-square over all 81 sequences of 4 ternary tokens: with K ≥ k every token is verified and the
     empirical law is the target's, whatever the (deliberately poor, prefix-dependent) proposals."""
     n = 40_000
-    out = bw.blockwise_decode(toy_draft, toy_target, k, K, bw.noise(n, k, K, _rng(k + K), "cpu")[..., :D])
+    out = bw.blockwise_decode(toy_draft, toy_target, k, K, bw.noise(n, k, K, seeded_rng(k + K), "cpu")[..., :D])
     assert int(out.unverified.sum()) == 0 and int(out.steps.max()) <= D
     assert _chi2_pvalue(out.tokens) > 1e-4
     if k > 1:  # drafts are accepted often enough to save rounds, and rejected often enough to matter
@@ -109,7 +102,7 @@ def test_fully_verified_decoding_draws_exactly_from_the_target(k: int, K: int) -
 def test_too_few_rounds_leave_drafts_unverified_and_the_law_changes() -> None:
     """K < k: the leftover drafts are committed as proposed, so the chi-square test must reject."""
     n = 40_000
-    out = bw.blockwise_decode(toy_draft, toy_target, 4, 1, bw.noise(n, 4, 1, _rng(3), "cpu")[..., :D])
+    out = bw.blockwise_decode(toy_draft, toy_target, 4, 1, bw.noise(n, 4, 1, seeded_rng(3), "cpu")[..., :D])
     assert int(out.steps.max()) == 1 and out.unverified.sum() > 0
     assert _chi2_pvalue(out.tokens) < 1e-6
 
@@ -140,8 +133,8 @@ def test_rounds_and_nfe(gen: bw.BlockwiseGenerator) -> None:
     for S, K in [(64, 4), (16, 1), (16, 16), (4, 16), (4, 2)]:
         b = Budget(S=S, K=K)
         with counter:
-            x = gen.sample(24, b, _rng(1))
-        d = gen.diagnostics(x, b, _rng(1))
+            x = gen.sample(24, b, seeded_rng(1))
+        d = gen.diagnostics(x, b, seeded_rng(1))
         k = 64 // S
         assert d["steps_max"] <= 64 and d["steps_min"] >= S and d["steps_taken"] <= min(K, k) * S
         if k == 1 or K == 1:  # one round per block: declared, and exactly what the hooks count
@@ -154,14 +147,14 @@ def test_rounds_and_nfe(gen: bw.BlockwiseGenerator) -> None:
 
 def test_diagnostics_redraw_the_batch(gen: bw.BlockwiseGenerator) -> None:
     b = Budget(S=16, K=2)
-    x = gen.sample(10, b, _rng(4))
-    kept = gen.diagnostics(x, b, _rng(4))
+    x = gen.sample(10, b, seeded_rng(4))
+    kept = gen.diagnostics(x, b, seeded_rng(4))
     gen._last = None  # as if another batch had been drawn since: the rng redraws this one
-    assert gen.diagnostics(x, b, _rng(4)) == kept
-    other = gen.sample(10, b, _rng(5))
+    assert gen.diagnostics(x, b, seeded_rng(4)) == kept
+    other = gen.sample(10, b, seeded_rng(5))
     gen._last = None
     with pytest.raises(RuntimeError, match="did not give the batch"):
-        gen.diagnostics(other, b, _rng(4))
+        gen.diagnostics(other, b, seeded_rng(4))
 
 
 def test_nll_is_gpts_where_every_token_is_verified(gen: bw.BlockwiseGenerator) -> None:
@@ -193,8 +186,9 @@ N_QUALITY = 600
 
 @pytest.fixture(scope="module")
 def draws(gen: bw.BlockwiseGenerator) -> dict[str, torch.Tensor]:
-    return {"blockwise": gen.sample(N_QUALITY, EXACT, _rng(0)), "gpt": gen.gpt.sample(N_QUALITY, Budget(S=64), _rng(1)),
-            "mtp": gen.mtp.sample(N_QUALITY, Budget(S=8), _rng(2))}
+    return {"blockwise": gen.sample(N_QUALITY, EXACT, seeded_rng(0)),
+            "gpt": gen.gpt.sample(N_QUALITY, Budget(S=64), seeded_rng(1)),
+            "mtp": gen.mtp.sample(N_QUALITY, Budget(S=8), seeded_rng(2))}
 
 
 def test_fully_verified_samples_follow_gpt_in_fewer_rounds(gen: bw.BlockwiseGenerator,
@@ -211,7 +205,7 @@ def test_fully_verified_samples_follow_gpt_in_fewer_rounds(gen: bw.BlockwiseGene
         return abs(float(bits[a].mean() - bits[b].mean())) / se
 
     assert z("blockwise", "gpt") < 4 < z("mtp", "gpt"), {m: float(v.mean()) for m, v in bits.items()}
-    d = gen.diagnostics(draws["blockwise"], EXACT, _rng(0))
+    d = gen.diagnostics(draws["blockwise"], EXACT, seeded_rng(0))
     assert d[STEPS_TAKEN] < 40 and d["unverified_fraction"] == 0.0, d
     ds = get_dataset("digits")
     fid = {m: compute_quality(x, ds, metrics=("fid",))["fid"] for m, x in draws.items()}

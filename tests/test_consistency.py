@@ -15,16 +15,9 @@ from scalebench.methods import consistency as C
 from scalebench.methods.nets.unet import UNet
 from scalebench.methods.samplers import diffusion as DS
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> C.ConsistencyGenerator:
-    torch.set_num_threads(1)
-    return C.ConsistencyGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(C.ConsistencyGenerator)
 
 
 def test_card_and_protocols(gen: C.ConsistencyGenerator) -> None:
@@ -40,11 +33,11 @@ def test_card_and_protocols(gen: C.ConsistencyGenerator) -> None:
 def test_boundary_condition_is_exact(gen: C.ConsistencyGenerator) -> None:
     """f(x, t_min) = x bit for bit, from c_skip(t_min) = 1 and c_out(t_min) = 0, whatever the net."""
     assert C.coefficients(C.T_MIN) == (1.0, 0.0) and C.LEVELS[-1] == C.T_MIN == 1 / DS.T
-    x = 3.0 * torch.randn(16, 1, 8, 8, generator=_rng(0))  # also far outside the data range
+    x = 3.0 * torch.randn(16, 1, 8, 8, generator=seeded_rng(0))  # also far outside the data range
     with torch.no_grad():
         random_net = UNet(**gen.meta["net"])
         for p in random_net.parameters():
-            p.add_(torch.randn(p.shape, generator=_rng(1)))  # nonzero output layer too
+            p.add_(torch.randn(p.shape, generator=seeded_rng(1)))  # nonzero output layer too
         for net in (gen.net, random_net):
             assert torch.equal(C.consistency_fn(net, x, C.T_MIN), x)
             assert torch.equal(C.consistency_fn(net, x, torch.full((16,), C.T_MIN, dtype=torch.float64)), x)
@@ -84,7 +77,7 @@ def test_renoising_reaches_each_levels_marginal() -> None:
     x = torch.full((20000, 1, 1, 1), 0.5, dtype=torch.float64)
     seen: list[torch.Tensor] = []
     ts = [C.LEVELS[0], C.LEVELS[10]]
-    C.sample_multistep(lambda y, t: (seen.append(y.clone()), y)[1], x, ts, _rng(0))
+    C.sample_multistep(lambda y, t: (seen.append(y.clone()), y)[1], x, ts, seeded_rng(0))
     a, s = DS.alpha_sigma(ts[1])
     a0, s0 = DS.alpha_sigma(C.T_MIN)
     y = seen[1]
@@ -97,18 +90,18 @@ def test_renoising_reaches_each_levels_marginal() -> None:
 @pytest.mark.parametrize("budget", [Budget(K=3), Budget(K=16), Budget(S=2, K=1)])
 def test_invalid_budget_raises(gen: C.ConsistencyGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="consistency"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(K=1), _rng(0), sampler="ddim")
+        gen.sample(2, Budget(K=1), seeded_rng(0), sampler="ddim")
 
 
 @pytest.mark.parametrize("K", C.KS)
 def test_nfe_declared_equals_counted(gen: C.ConsistencyGenerator, K: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(4, Budget(K=K), _rng(0))
+        x = gen.sample(4, Budget(K=K), seeded_rng(0))
     assert gen.nfe(Budget(K=K)) == K == counter.count
     assert x.shape == (4, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
 
@@ -116,18 +109,18 @@ def test_nfe_declared_equals_counted(gen: C.ConsistencyGenerator, K: int) -> Non
 @pytest.mark.parametrize("K", [1, 4])
 def test_determinism(gen: C.ConsistencyGenerator, K: int) -> None:
     before = torch.random.get_rng_state()
-    a = gen.sample(8, Budget(K=K), _rng(7))
-    b = gen.sample(8, Budget(K=K), _rng(7))
-    c = gen.sample(8, Budget(K=K), _rng(8))
+    a = gen.sample(8, Budget(K=K), seeded_rng(7))
+    b = gen.sample(8, Budget(K=K), seeded_rng(7))
+    c = gen.sample(8, Budget(K=K), seeded_rng(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is never used
 
 
 def test_one_step_is_one_call_of_f_on_the_diffusion_noise(gen: C.ConsistencyGenerator) -> None:
     """K = 1 is f(x_T, 1) on the same x_T that `diffusion` draws from the same seed."""
-    x = torch.randn(6, 1, 8, 8, generator=_rng(3))
+    x = torch.randn(6, 1, 8, 8, generator=seeded_rng(3))
     want = ((gen.f(x, 1.0) + 1) / 2).clamp(0, 1)
-    assert torch.equal(gen.sample(6, Budget(K=1), _rng(3)), want)
+    assert torch.equal(gen.sample(6, Budget(K=1), seeded_rng(3)), want)
 
 
 def test_checkpoint_metadata_lineage_and_size(gen: C.ConsistencyGenerator) -> None:
@@ -149,17 +142,12 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: C.ConsistencyGenerator) -> dict[str, float]:
-    from scalebench.data.digits import from_tokens
     from scalebench.methods.diffusion import DiffusionGenerator
     from scalebench.metrics.quality import compute_quality
 
-    ds = Digits()
-    fid = lambda x: compute_quality(x, ds, metrics=("fid",))["fid"]  # noqa: E731
-    out = {f"K={K}": fid(gen.sample(N_QUALITY, Budget(K=K), _rng(0))) for K in (1, 8)}
-    out["ddim K=1"] = fid(DiffusionGenerator("cpu").sample(N_QUALITY, Budget(K=1), _rng(0), "ddim"))
-    train = ds.tokens("train")  # independent pixels, each from its training marginal
-    idx = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(1))
-    out["marginal"] = fid(from_tokens(train.gather(0, idx)))
+    out = fid_by_budget(gen, {f"K={K}": Budget(K=K) for K in (1, 8)}, N_QUALITY, baseline_seed=1)
+    ddim = DiffusionGenerator("cpu").sample(N_QUALITY, Budget(K=1), seeded_rng(0), "ddim")
+    out["ddim K=1"] = compute_quality(ddim, Digits(), metrics=("fid",))["fid"]
     return out
 
 

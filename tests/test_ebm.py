@@ -9,19 +9,11 @@ import torch
 from torch import nn
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import Digits
 from scalebench.methods import ebm
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> ebm.EBMGenerator:
-    torch.set_num_threads(1)
-    return ebm.EBMGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(ebm.EBMGenerator)
 
 
 class Quadratic(nn.Module):
@@ -47,15 +39,16 @@ def test_card_and_protocols(gen: ebm.EBMGenerator) -> None:
 def test_one_langevin_step_on_a_gaussian_energy_is_exact() -> None:
     """x₁ = x₀ − (λ/2)·(x₀ − μ)/s² + σ·ε, with ε the first normal draw of the same generator."""
     mu, s, lam, sigma = torch.linspace(-0.5, 0.5, 64).view(1, 1, 8, 8), 0.7, 0.3, 0.05
-    x0 = torch.rand(5, 1, 8, 8, generator=_rng(1)) * 2 - 1
+    x0 = torch.rand(5, 1, 8, 8, generator=seeded_rng(1)) * 2 - 1
     with torch.inference_mode():  # as the harness calls it: the gradient must still be taken
-        x1 = ebm.langevin(Quadratic(mu, s), x0, 1, _rng(9), lam, sigma, clamp=False)
-    eps = torch.randn(x0.shape, generator=_rng(9))
+        x1 = ebm.langevin(Quadratic(mu, s), x0, 1, seeded_rng(9), lam, sigma, clamp=False)
+    eps = torch.randn(x0.shape, generator=seeded_rng(9))
     torch.testing.assert_close(x1, x0 - 0.5 * lam * (x0 - mu) / s**2 + sigma * eps, atol=1e-6, rtol=0)
     torch.testing.assert_close(ebm.energy_grad(Quadratic(mu, s), x0), (x0 - mu) / s**2, atol=1e-6, rtol=0)
     # noise scale 0 is pure gradient descent; the clamp keeps the chain in the data range
     far = torch.full((2, 1, 8, 8), 0.9)
-    assert torch.equal(ebm.langevin(Quadratic(-mu, 0.01), far, 1, _rng(0), 1.0, 0.0).abs().amax(), torch.tensor(1.0))
+    pulled = ebm.langevin(Quadratic(-mu, 0.01), far, 1, seeded_rng(0), 1.0, 0.0)
+    assert torch.equal(pulled.abs().amax(), torch.tensor(1.0))
 
 
 def test_langevin_reaches_the_discretised_stationary_law() -> None:
@@ -63,8 +56,8 @@ def test_langevin_reaches_the_discretised_stationary_law() -> None:
     tends to N(μ, σ² / (1 − (1−a)²)) — a little wider than s² (the discretisation bias)."""
     mu, s, lam = 0.2, 0.3, 0.02
     a = lam / (2 * s**2)
-    x = torch.rand(4000, 1, 8, 8, generator=_rng(3)) * 2 - 1
-    x = ebm.langevin(Quadratic(torch.tensor(mu), s), x, 300, _rng(4), lam, lam**0.5, clamp=False)
+    x = torch.rand(4000, 1, 8, 8, generator=seeded_rng(3)) * 2 - 1
+    x = ebm.langevin(Quadratic(torch.tensor(mu), s), x, 300, seeded_rng(4), lam, lam**0.5, clamp=False)
     var = lam / (1 - (1 - a) ** 2)
     assert abs(float(x.mean()) - mu) < 0.01
     assert abs(float(x.var()) / var - 1) < 0.03 and var > s**2
@@ -74,7 +67,7 @@ def test_langevin_reaches_the_discretised_stationary_law() -> None:
 def test_nfe_declared_equals_counted_under_inference_mode(gen: ebm.EBMGenerator, K: int) -> None:
     counter = CallCounter(gen.networks())
     with counter, torch.inference_mode():
-        x = gen.sample(4, Budget(K=K), _rng(0))
+        x = gen.sample(4, Budget(K=K), seeded_rng(0))
     assert gen.nfe(Budget(K=K)) == K == counter.count
     assert x.shape == (4, 1, 8, 8) and x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
     assert not any(p.requires_grad or p.grad is not None for p in gen.net.parameters())
@@ -86,7 +79,7 @@ def test_flops_are_counted_through_the_gradient(gen: ebm.EBMGenerator) -> None:
 
     from scalebench.metrics.cost import count_flops
 
-    per_sample = count_flops(lambda: gen.sample(2, Budget(K=3), _rng(0)), 2)
+    per_sample = count_flops(lambda: gen.sample(2, Budget(K=3), seeded_rng(0)), 2)
     fwd = FlopCounterMode(display=False)
     with fwd, torch.no_grad():
         gen.net(torch.zeros(1, 1, 8, 8))
@@ -95,29 +88,29 @@ def test_flops_are_counted_through_the_gradient(gen: ebm.EBMGenerator) -> None:
 
 def test_determinism_and_rng_only(gen: ebm.EBMGenerator) -> None:
     before = torch.get_rng_state()
-    a = gen.sample(8, Budget(K=5), _rng(7))
-    b = gen.sample(8, Budget(K=5), _rng(7))
-    c = gen.sample(8, Budget(K=5), _rng(8))
+    a = gen.sample(8, Budget(K=5), seeded_rng(7))
+    b = gen.sample(8, Budget(K=5), seeded_rng(7))
+    c = gen.sample(8, Budget(K=5), seeded_rng(8))
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.equal(before, torch.get_rng_state())
     # K steps from the seed's uniform noise: sample(K) is the chain of langevin() from init_noise
-    g = _rng(7)
+    g = seeded_rng(7)
     ref = ebm.langevin(gen.net, ebm.init_noise(8, g), 5, g, ebm.STEP_SIZE, ebm.NOISE)
     torch.testing.assert_close(a, ((ref + 1) / 2).clamp(0, 1), atol=0, rtol=0)
 
 
 def test_invalid_budget_and_sampler(gen: ebm.EBMGenerator) -> None:
     with pytest.raises(ValueError, match="K=1001"):
-        gen.sample(2, Budget(K=ebm.K_MAX + 1), _rng(0))
+        gen.sample(2, Budget(K=ebm.K_MAX + 1), seeded_rng(0))
     with pytest.raises(ValueError, match="S=2"):
         gen.nfe(Budget(S=2, K=5))
     with pytest.raises(ValueError, match="langevin"):
-        gen.sample(2, Budget(K=5), _rng(0), sampler="hmc")
+        gen.sample(2, Budget(K=5), seeded_rng(0), sampler="hmc")
 
 
 def test_replay_buffer_proportions_and_write_back() -> None:
-    buf = ebm.ReplayBuffer(1000, _rng(0))
+    buf = ebm.ReplayBuffer(1000, seeded_rng(0))
     n = 20_000
-    x0, idx, fresh = buf.starts(n, _rng(1), reinit=ebm.REINIT)
+    x0, idx, fresh = buf.starts(n, seeded_rng(1), reinit=ebm.REINIT)
     frac = float(fresh.float().mean())
     sd = (ebm.REINIT * (1 - ebm.REINIT) / n) ** 0.5
     assert abs(frac - ebm.REINIT) < 4 * sd, frac  # 5 % fresh noise, 95 % from the buffer
@@ -127,7 +120,7 @@ def test_replay_buffer_proportions_and_write_back() -> None:
     counts = torch.bincount(idx, minlength=len(buf)).float()  # entries drawn uniformly: Poisson-like counts
     assert abs(float(counts.mean()) - n / len(buf)) < 1e-9 and abs(float(counts.var() / counts.mean()) - 1) < 0.15
     # write back: the entries hold the new states; ages count steps since the last fresh start
-    idx = buf.starts(64, _rng(2))[1].unique()
+    idx = buf.starts(64, seeded_rng(2))[1].unique()
     x_new = torch.full((len(idx), 1, 8, 8), 0.25)
     buf.put(idx, x_new, torch.zeros(len(idx), dtype=torch.bool), 20)
     buf.put(idx[:3], x_new[:3], torch.ones(3, dtype=torch.bool), 20)
@@ -163,19 +156,7 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: ebm.EBMGenerator) -> dict[str, float]:
-    from scalebench.data import get_dataset
-    from scalebench.data.digits import from_tokens
-    from scalebench.metrics.quality import compute_quality
-
-    ds = get_dataset("digits")
-    out = {}
-    for K in (1, ebm.K_TRAIN):
-        x = gen.sample(N_QUALITY, Budget(K=K), _rng(0))
-        out[f"K={K}"] = compute_quality(x, ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    out["marginal"] = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=("fid",))["fid"]
-    return out
+    return fid_by_budget(gen, {f"K={K}": Budget(K=K) for K in (1, ebm.K_TRAIN)}, N_QUALITY)
 
 
 def test_quality_at_the_training_chain_length_beats_independent_pixels(fids: dict[str, float]) -> None:

@@ -15,12 +15,9 @@ from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens
 from scalebench.methods import flow as FL
 from scalebench.methods.nets.realnvp import RealNVP, RealNVPConfig, make_mask
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> FL.FlowGenerator:
-    torch.set_num_threads(1)
-    return FL.FlowGenerator("cpu")
+gen = shipped_generator(FL.FlowGenerator)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +26,9 @@ def flow64(gen: FL.FlowGenerator) -> RealNVP:
     return copy.deepcopy(gen.flow).double()
 
 
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def _logit_data(n: int, seed: int = 0) -> torch.Tensor:
     tokens = Digits().tokens("test")[:n]
-    y = FL.dequantise(tokens, torch.rand(tokens.shape, generator=_rng(seed)))
+    y = FL.dequantise(tokens, torch.rand(tokens.shape, generator=seeded_rng(seed)))
     return FL.to_logit(y)[0]
 
 
@@ -46,9 +39,9 @@ def test_card_and_protocols(gen: FL.FlowGenerator) -> None:
     assert "dequantised-bound" in card.notes and "not exact" in card.notes
     assert isinstance(gen, Generator) and isinstance(gen, HasLikelihood)
     with pytest.raises(ValueError, match="K=2"):
-        gen.sample(2, Budget(K=2), _rng(0))
+        gen.sample(2, Budget(K=2), seeded_rng(0))
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(), _rng(0), sampler="ancestral")
+        gen.sample(2, Budget(), seeded_rng(0), sampler="ancestral")
 
 
 def test_masks() -> None:
@@ -69,7 +62,7 @@ def test_invertible_to_float_tolerance(gen: FL.FlowGenerator, flow64: RealNVP) -
     torch.testing.assert_close(back, x, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(ld_inv, -ld, atol=1e-3, rtol=1e-5)
     assert (back64 - x.double()).abs().max() < 1e-10 and (ld_inv64 + ld64).abs().max() < 1e-9
-    zz = torch.randn(8, 1, 8, 8, generator=_rng(1), dtype=torch.float64)  # and the other way round
+    zz = torch.randn(8, 1, 8, 8, generator=seeded_rng(1), dtype=torch.float64)  # and the other way round
     with torch.no_grad():
         assert (flow64(flow64(zz, reverse=True)[0])[0] - zz).abs().max() < 1e-9
 
@@ -105,7 +98,7 @@ def test_nll_is_the_change_of_variables_plus_dequantisation(gen: FL.FlowGenerato
     log-det is brute force over the whole y → z map (logit included); nll() is its mean over
     NLL_DRAWS fixed-seed draws of u."""
     tokens = Digits().tokens("test")[:3]
-    u = torch.rand(tokens.shape, generator=_rng(5), dtype=torch.float64)
+    u = torch.rand(tokens.shape, generator=seeded_rng(5), dtype=torch.float64)
     y = FL.dequantise(tokens, u).double()
     with torch.no_grad():
         bits = FL.dequantised_bits(flow64, tokens, u)
@@ -121,7 +114,7 @@ def test_nll_is_the_change_of_variables_plus_dequantisation(gen: FL.FlowGenerato
         assert abs(by_hand - float(bits[i])) < 1e-8
     x = from_tokens(tokens)
     nll = gen.nll(x, Budget())
-    gen_u = _rng(FL.NLL_SEED)
+    gen_u = seeded_rng(FL.NLL_SEED)
     draws = torch.rand(FL.NLL_DRAWS, 3, 64, generator=gen_u)
     with torch.no_grad():
         mean = torch.stack([FL.dequantised_bits(gen.flow, tokens, draws[d]) for d in range(FL.NLL_DRAWS)]).mean(0)
@@ -146,15 +139,16 @@ def test_sample_is_one_inverse_pass(gen: FL.FlowGenerator) -> None:
     n = 10
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(n, Budget(), _rng(4))
+        x = gen.sample(n, Budget(), seeded_rng(4))
     assert gen.nfe(Budget()) == 1 == counter.count
     assert x.shape == (n, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
-    z = torch.randn(n, 1, 8, 8, generator=_rng(4))
+    z = torch.randn(n, 1, 8, 8, generator=seeded_rng(4))
     with torch.no_grad():
         y = FL.from_logit(gen.flow(z, reverse=True)[0])
     assert torch.equal(to_tokens(x), torch.floor(y * LEVELS).clamp(0, LEVELS - 1).long().flatten(1))
-    assert torch.equal(x, gen.sample(n, Budget(), _rng(4))) and not torch.equal(x, gen.sample(n, Budget(), _rng(5)))
+    assert torch.equal(x, gen.sample(n, Budget(), seeded_rng(4)))
+    assert not torch.equal(x, gen.sample(n, Budget(), seeded_rng(5)))
 
 
 def test_checkpoint_metadata_and_size(gen: FL.FlowGenerator) -> None:
@@ -174,8 +168,6 @@ def test_quality_beats_independent_pixel_marginals(gen: FL.FlowGenerator) -> Non
     from scalebench.metrics.quality import compute_quality
 
     ds, n = get_dataset("digits"), 1000
-    fid = compute_quality(gen.sample(n, Budget(), _rng(0)), ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (n, 64), generator=_rng(0))
-    marginal = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=("fid",))["fid"]
+    fid = compute_quality(gen.sample(n, Budget(), seeded_rng(0)), ds, metrics=("fid",))["fid"]
+    marginal = independent_pixel_fid(n)
     assert fid < marginal, (fid, marginal)

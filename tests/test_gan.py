@@ -10,20 +10,13 @@ import pytest
 import torch
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens
+from scalebench.data.digits import LEVELS, Digits
 from scalebench.methods import gan
 from scalebench.metrics.cost import CallCounter
 from scalebench.training import make_state
+from tests.conftest import independent_pixel_quality, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> gan.GANGenerator:
-    torch.set_num_threads(1)
-    return gan.GANGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(gan.GANGenerator)
 
 
 def test_card_is_one_shot_without_likelihood(gen: gan.GANGenerator) -> None:
@@ -38,26 +31,26 @@ def test_card_is_one_shot_without_likelihood(gen: gan.GANGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=2), Budget(K=2), Budget(S=64, K=4)])
 def test_any_other_budget_is_invalid(gen: gan.GANGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="gan"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(), _rng(0), sampler="truncated")
+        gen.sample(2, Budget(), seeded_rng(0), sampler="truncated")
 
 
 def test_one_network_call_and_canonical_form(gen: gan.GANGenerator) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(300, Budget(), _rng(0))
+        x = gen.sample(300, Budget(), seeded_rng(0))
     assert gen.nfe(Budget()) == counter.count == 1
     assert x.shape == (300, 1, 8, 8) and x.dtype == torch.float32
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and bool(torch.isfinite(x).all())
 
 
 def test_deterministic_in_the_rng_and_independent_of_the_batch(gen: gan.GANGenerator) -> None:
-    a, b, c = gen.sample(16, Budget(), _rng(7)), gen.sample(16, Budget(), _rng(7)), gen.sample(16, Budget(), _rng(8))
+    a, b, c = (gen.sample(16, Budget(), seeded_rng(seed)) for seed in (7, 7, 8))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    z = gan.latents(16, gen.net.z_dim, _rng(7))
+    z = gan.latents(16, gen.net.z_dim, seeded_rng(7))
     with torch.no_grad():
         one_by_one = torch.cat([gan.sample_one_shot(gen.net, z[i:i + 1]) for i in range(16)])
     torch.testing.assert_close(one_by_one, a, atol=1e-6, rtol=0)  # eval mode: a sample sees only its own z
@@ -99,7 +92,7 @@ def test_spectral_norm_bounds_each_layers_largest_singular_value() -> None:
 
 def test_real_images_are_dequantised_within_their_bin() -> None:
     x = Digits().continuous("train")[:64]
-    y = gan.dequantise_real(x, _rng(0))
+    y = gan.dequantise_real(x, seeded_rng(0))
     assert float((y - x).abs().max()) <= 1.0 / (LEVELS - 1) + 1e-6 and -1 <= float(y.min()) and float(y.max()) <= 1
     assert torch.equal(torch.round((y + 1) * (LEVELS - 1) / 2), torch.round((x + 1) * (LEVELS - 1) / 2))
 
@@ -111,7 +104,7 @@ def test_one_step_updates_both_networks_from_the_training_rng() -> None:
     state = make_state({"G": G, "D": D}, recipe, betas=gan.BETAS)
     before = {k: [p.detach().clone() for p in m.parameters()] for k, m in state.nets.items()}
     rng_before = torch.get_rng_state()
-    loss = gan.gan_step(state, (Digits().continuous("train")[:16],), _rng(0))
+    loss = gan.gan_step(state, (Digits().continuous("train")[:16],), seeded_rng(0))
     assert torch.equal(rng_before, torch.get_rng_state())  # all noise (z, dequantisation) from the step's rng
     assert 0 < float(loss) and "g_loss" in state.extra
     for k, m in state.nets.items():
@@ -140,10 +133,8 @@ def quality(gen: gan.GANGenerator) -> dict[str, dict[str, float]]:
 
     ds = get_dataset("digits")
     which = ("fid", "diversity")
-    out = {"gan": compute_quality(gen.sample(N_QUALITY, Budget(), _rng(0)), ds, metrics=which)}
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    out["marginal"] = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=which)
+    out = {"gan": compute_quality(gen.sample(N_QUALITY, Budget(), seeded_rng(0)), ds, metrics=which)}
+    out["marginal"] = independent_pixel_quality(N_QUALITY, which)
     return out
 
 

@@ -12,16 +12,9 @@ from scalebench.data.digits import LEVELS, Digits, from_tokens
 from scalebench.methods import gpt
 from scalebench.methods.nets.transformer import CausalTransformer, TransformerConfig
 from scalebench.metrics.refnll import reference_nll
+from tests.conftest import seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> gpt.GPTGenerator:
-    torch.set_num_threads(1)
-    return gpt.GPTGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(gpt.GPTGenerator)
 
 
 def test_card_and_protocols(gen: gpt.GPTGenerator) -> None:
@@ -35,19 +28,19 @@ def test_card_and_protocols(gen: gpt.GPTGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=2), Budget(S=8), Budget(S=128), Budget(S=64, K=2)])
 def test_invalid_budget_raises(gen: gpt.GPTGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="gpt"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
 
 def test_unknown_sampler_raises(gen: gpt.GPTGenerator) -> None:
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=4), _rng(0), sampler="greedy")
+        gen.sample(2, Budget(S=4), seeded_rng(0), sampler="greedy")
 
 
 @pytest.mark.parametrize("S", [1, 4, 16, 64])
 def test_shapes_ranges_and_resolution(gen: gpt.GPTGenerator, S: int) -> None:
-    x = gen.sample(6, Budget(S=S), _rng(1))
+    x = gen.sample(6, Budget(S=S), seeded_rng(1))
     assert x.shape == (6, 1, 8, 8) and x.dtype == torch.float32
     assert x.min() >= 0 and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))  # on the 17-level grid
@@ -57,16 +50,16 @@ def test_shapes_ranges_and_resolution(gen: gpt.GPTGenerator, S: int) -> None:
 
 
 def test_determinism_per_seed(gen: gpt.GPTGenerator) -> None:
-    a = gen.sample(8, Budget(S=64), _rng(7))
-    b = gen.sample(8, Budget(S=64), _rng(7))
-    c = gen.sample(8, Budget(S=64), _rng(8))
+    a = gen.sample(8, Budget(S=64), seeded_rng(7))
+    b = gen.sample(8, Budget(S=64), seeded_rng(7))
+    c = gen.sample(8, Budget(S=64), seeded_rng(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 @pytest.mark.parametrize("S", [4, 64])
 def test_kv_cache_matches_full_recompute(gen: gpt.GPTGenerator, S: int) -> None:
-    cached = gen.sample(16, Budget(S=S), _rng(3), use_cache=True)
-    full = gen.sample(16, Budget(S=S), _rng(3), use_cache=False)
+    cached = gen.sample(16, Budget(S=S), seeded_rng(3), use_cache=True)
+    full = gen.sample(16, Budget(S=S), seeded_rng(3), use_cache=False)
     assert torch.equal(cached, full)
 
 
@@ -98,7 +91,7 @@ def test_nll_exact_and_sensible(gen: gpt.GPTGenerator) -> None:
 
 def test_reference_nll_real_below_random() -> None:
     real = Digits().canonical("test")[:128]
-    noise = from_tokens(torch.randint(0, LEVELS, (128, 64), generator=_rng(0)))
+    noise = from_tokens(torch.randint(0, LEVELS, (128, 64), generator=seeded_rng(0)))
     r, n = reference_nll(real), reference_nll(noise)
     assert r.shape == n.shape == (128,)
     assert r.mean() + 2.0 < n.mean()

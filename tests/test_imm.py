@@ -7,20 +7,13 @@ import pytest
 import torch
 
 from scalebench.api import Budget, Generator
-from scalebench.data.digits import Digits, from_tokens
+from scalebench.data.digits import Digits
 from scalebench.methods import imm
 from scalebench.methods.nets.unet import UNet
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> imm.IMMGenerator:
-    torch.set_num_threads(1)
-    return imm.IMMGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(imm.IMMGenerator)
 
 
 def test_card_and_protocols(gen: imm.IMMGenerator) -> None:
@@ -36,7 +29,7 @@ def test_card_and_protocols(gen: imm.IMMGenerator) -> None:
 
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_mmd_is_zero_for_identical_groups(unbiased: bool) -> None:
-    x = torch.randn(5, 4, 64, generator=_rng(0))
+    x = torch.randn(5, 4, 64, generator=seeded_rng(0))
     scale = torch.full((5,), 8.0)
     assert torch.allclose(imm.group_mmd2(x, x, scale, unbiased), torch.zeros(5), atol=1e-6)
 
@@ -44,8 +37,8 @@ def test_mmd_is_zero_for_identical_groups(unbiased: bool) -> None:
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_mmd_grows_with_the_shift_between_groups(unbiased: bool) -> None:
     """Groups of 64 particles from N(0, I) and N(δ·1, I): MMD² > 0 and increasing in δ."""
-    x = torch.randn(3, 64, 16, generator=_rng(1))
-    y = torch.randn(3, 64, 16, generator=_rng(2))
+    x = torch.randn(3, 64, 16, generator=seeded_rng(1))
+    y = torch.randn(3, 64, 16, generator=seeded_rng(2))
     scale = torch.full((3,), 4.0)
     m = [imm.group_mmd2(x, y + d, scale, unbiased).mean().item() for d in (0.0, 0.5, 1.0, 2.0)]
     assert 0 < m[1] < m[2] < m[3] and m[0] < m[1], m
@@ -57,8 +50,8 @@ def test_mmd_grows_with_the_shift_between_groups(unbiased: bool) -> None:
 
 def test_biased_mmd_is_a_squared_norm_and_matches_its_definition() -> None:
     """The V-statistic is ‖mean embedding difference‖² ≥ 0 for any groups and equals the double sum."""
-    x, y = torch.randn(6, 4, 8, generator=_rng(3)), torch.randn(6, 4, 8, generator=_rng(4)) * 3
-    scale = torch.rand(6, generator=_rng(5)) + 0.5
+    x, y = torch.randn(6, 4, 8, generator=seeded_rng(3)), torch.randn(6, 4, 8, generator=seeded_rng(4)) * 3
+    scale = torch.rand(6, generator=seeded_rng(5)) + 0.5
     v, u = imm.group_mmd2(x, y, scale), imm.group_mmd2(x, y, scale, unbiased=True)
     assert bool((v >= 0).all())
     k = lambda a, b, h: torch.exp(-(a - b).norm() / h)  # noqa: E731
@@ -80,7 +73,7 @@ def test_mmd_gradient_is_finite_at_coinciding_particles() -> None:
 # ---------------------------------------------------------------- time, boundary, loss
 
 def test_boundary_s_equals_t_is_the_identity(gen: imm.IMMGenerator) -> None:
-    x = torch.randn(6, 1, 8, 8, generator=_rng(0))
+    x = torch.randn(6, 1, 8, 8, generator=seeded_rng(0))
     raw = UNet(base=8, two_times=True)
     for net in (gen.net, raw):
         for t in (0.0, 0.3, imm.T_MAX):
@@ -90,7 +83,7 @@ def test_boundary_s_equals_t_is_the_identity(gen: imm.IMMGenerator) -> None:
 
 def test_mapping_r_and_time_grid() -> None:
     t = torch.linspace(0.01, imm.T_MAX, 50, dtype=torch.float64)
-    s = t * torch.rand(50, generator=_rng(0), dtype=torch.float64)
+    s = t * torch.rand(50, generator=seeded_rng(0), dtype=torch.float64)
     r = imm.mapping_r(s, t)
     assert bool((s <= r).all()) and bool((r < t).all())
     step = (imm.eta(r) - imm.eta(t))[r > s]  # a constant decrement in η where r is not clipped to s
@@ -105,14 +98,14 @@ def test_mapping_r_and_time_grid() -> None:
 def test_loss_is_deterministic_and_trains_only_the_online_branch() -> None:
     net = UNet(base=8, two_times=True, fourier=(3,))
     with torch.no_grad():  # non-zero output layer, so the loss depends on the weights
-        net.out[-1].weight.normal_(0, 0.1, generator=_rng(0))
+        net.out[-1].weight.normal_(0, 0.1, generator=seeded_rng(0))
     x = Digits().continuous("train")[:16]
-    a, b = imm.imm_loss(net, x, _rng(1)), imm.imm_loss(net, x, _rng(1))
+    a, b = imm.imm_loss(net, x, seeded_rng(1)), imm.imm_loss(net, x, seeded_rng(1))
     assert torch.equal(a, b) and a.item() > 0 and a.requires_grad
     a.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.parameters())
     with pytest.raises(ValueError, match="particles"):
-        imm.imm_loss(net, x[:6], _rng(1))
+        imm.imm_loss(net, x[:6], seeded_rng(1))
 
 
 # ---------------------------------------------------------------- sampling contract
@@ -122,31 +115,32 @@ def test_loss_is_deterministic_and_trains_only_the_online_branch() -> None:
 def test_nfe_declared_equals_counted(gen: imm.IMMGenerator, sampler: str, K: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(3, Budget(K=K), _rng(0), sampler)
+        x = gen.sample(3, Budget(K=K), seeded_rng(0), sampler)
     assert gen.nfe(Budget(K=K), sampler) == K == counter.count
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
 
 
 @pytest.mark.parametrize("sampler", ["pushforward", "restart"])
 def test_determinism(gen: imm.IMMGenerator, sampler: str) -> None:
-    a, b = gen.sample(8, Budget(K=4), _rng(7), sampler), gen.sample(8, Budget(K=4), _rng(7), sampler)
-    assert torch.equal(a, b) and not torch.equal(a, gen.sample(8, Budget(K=4), _rng(8), sampler))
+    a, b = gen.sample(8, Budget(K=4), seeded_rng(7), sampler), gen.sample(8, Budget(K=4), seeded_rng(7), sampler)
+    assert torch.equal(a, b) and not torch.equal(a, gen.sample(8, Budget(K=4), seeded_rng(8), sampler))
 
 
 def test_pushforward_uses_noise_once_restart_keeps_drawing(gen: imm.IMMGenerator) -> None:
-    x = imm.SIGMA_D * torch.randn(8, 1, 8, 8, generator=_rng(0))
+    x = imm.SIGMA_D * torch.randn(8, 1, 8, 8, generator=seeded_rng(0))
     ts = imm.uniform_times(4)
-    p1, p2 = (imm.sample_pushforward(gen.jump, x, ts, _rng(i)) for i in (1, 2))
-    r1, r2 = (imm.sample_restart(gen.jump, x, ts, _rng(i)) for i in (1, 2))
+    p1, p2 = (imm.sample_pushforward(gen.jump, x, ts, seeded_rng(i)) for i in (1, 2))
+    r1, r2 = (imm.sample_restart(gen.jump, x, ts, seeded_rng(i)) for i in (1, 2))
     assert torch.equal(p1, p2) and not torch.equal(r1, r2)
     one = imm.sample_pushforward(gen.jump, x, imm.uniform_times(1))
-    assert torch.equal(one, imm.sample_restart(gen.jump, x, imm.uniform_times(1), _rng(3)))  # K = 1: the same jump
+    restarted = imm.sample_restart(gen.jump, x, imm.uniform_times(1), seeded_rng(3))
+    assert torch.equal(one, restarted)  # K = 1: the same jump
 
 
 @pytest.mark.parametrize("budget", [Budget(K=65), Budget(S=2, K=1)])
 def test_invalid_budget_and_sampler(gen: imm.IMMGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="imm"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError, match="sampler"):
         gen.nfe(Budget(K=1), "euler")
 
@@ -167,16 +161,7 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: imm.IMMGenerator) -> dict[str, float]:
-    from scalebench.data import get_dataset
-    from scalebench.metrics.quality import compute_quality
-
-    ds = get_dataset("digits")
-    out = {f"K={K}": compute_quality(gen.sample(N_QUALITY, Budget(K=K), _rng(0)), ds, metrics=("fid",))["fid"]
-           for K in (1, 8)}
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    out["marginal"] = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=("fid",))["fid"]
-    return out
+    return fid_by_budget(gen, {f"K={K}": Budget(K=K) for K in (1, 8)}, N_QUALITY)
 
 
 def test_quality_beats_independent_pixel_marginals(fids: dict[str, float]) -> None:

@@ -10,26 +10,20 @@ import pytest
 import torch
 
 from scalebench.api import Budget, Generator, HasDiagnostics, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens
+from scalebench.data.digits import LEVELS, Digits, to_tokens
 from scalebench.methods import gpt, jacobi
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import independent_pixels, seeded_rng, shipped_generator
 
 FULL = Budget(S=64, K=64)
 
 
-@pytest.fixture(scope="module")
-def gen() -> jacobi.JacobiGenerator:
-    torch.set_num_threads(1)
-    return jacobi.JacobiGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(jacobi.JacobiGenerator)
 
 
 def _sequential(gen: jacobi.JacobiGenerator, n: int, seed: int) -> torch.Tensor:
     """The shipped gpt's own sample (token by token, KV cache) from the same seed."""
-    return gen.gpt.sample(n, Budget(S=64), _rng(seed))
+    return gen.gpt.sample(n, Budget(S=64), seeded_rng(seed))
 
 
 def test_card_and_protocols(gen: jacobi.JacobiGenerator) -> None:
@@ -44,27 +38,30 @@ def test_card_and_protocols(gen: jacobi.JacobiGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=1, K=64), Budget(S=16, K=4), Budget(S=64, K=3), Budget(S=64, K=128)])
 def test_invalid_budget_raises(gen: jacobi.JacobiGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="jacobi"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
 
 def test_train_names_the_parent() -> None:
-    with pytest.raises(ValueError, match="scalebench train gpt"):
-        jacobi.train()
+    from scalebench.errors import UsageError
+    from scalebench.generators import trainer
+
+    with pytest.raises(UsageError, match="jacobi has no checkpoint of its own.*scalebench train gpt"):
+        trainer("jacobi")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_k64_reproduces_the_sequential_gpt_sample(gen: jacobi.JacobiGenerator, seed: int) -> None:
     """Jacobi on a triangular system reaches its solution in at most 64 iterations: the same noise
     gives the very sample the gpt writes token by token (seed 0 is checked on 200 samples below)."""
-    assert torch.equal(gen.sample(16, FULL, _rng(seed)), _sequential(gen, 16, seed))
+    assert torch.equal(gen.sample(16, FULL, seeded_rng(seed)), _sequential(gen, 16, seed))
 
 
 def test_first_k_tokens_are_sequential_after_k_iterations(gen: jacobi.JacobiGenerator) -> None:
     """The triangular-system property, iteration by iteration, and sample(K) is the K-th iterate."""
     n = 12
-    u = torch.rand(n, 64, generator=_rng(5))  # what sample() draws from this seed
+    u = torch.rand(n, 64, generator=seeded_rng(5))  # what sample() draws from this seed
     seq = gpt.decode(gen.model, 8, u)
     iterates: dict[int, torch.Tensor] = {}
     jacobi.jacobi_decode(gen.logits, u, 64, callback=lambda k, x: iterates.__setitem__(k, x))
@@ -73,14 +70,14 @@ def test_first_k_tokens_are_sequential_after_k_iterations(gen: jacobi.JacobiGene
     assert torch.equal(iterates[64], seq)
     assert not torch.equal(iterates[1], seq)  # one pass from zeros is not yet the sample
     for K in (1, 8, 32):
-        assert torch.equal(to_tokens(gen.sample(n, Budget(S=64, K=K), _rng(5))), iterates[K])
+        assert torch.equal(to_tokens(gen.sample(n, Budget(S=64, K=K), seeded_rng(5))), iterates[K])
 
 
 @pytest.mark.parametrize("K", jacobi.KS)
 def test_nfe_declared_equals_counted(gen: jacobi.JacobiGenerator, K: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(2, Budget(S=64, K=K), _rng(0))
+        x = gen.sample(2, Budget(S=64, K=K), seeded_rng(0))
     assert gen.nfe(Budget(S=64, K=K)) == K == counter.count
     assert x.shape == (2, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
@@ -94,13 +91,14 @@ def test_nll_is_gpts_at_k64_only(gen: jacobi.JacobiGenerator) -> None:
 
 def test_diagnostics_against_the_sequential_sample(gen: jacobi.JacobiGenerator) -> None:
     n = 8
-    at = {K: gen.diagnostics(gen.sample(n, Budget(S=64, K=K), _rng(6)), Budget(S=64, K=K), _rng(6)) for K in (1, 64)}
+    at = {K: gen.diagnostics(gen.sample(n, Budget(S=64, K=K), seeded_rng(6)), Budget(S=64, K=K), seeded_rng(6))
+          for K in (1, 64)}
     assert at[64]["exact_match"] == at[64]["token_match"] == 1.0
     assert 1 < at[64]["iterations_until_unchanged"] < 64  # converged, and well before 64 iterations
     assert at[1]["exact_match"] < 1 and at[1]["iterations_until_unchanged"] == 1.0
-    other = gen.sample(n, Budget(S=64, K=64), _rng(7))  # not this rng's batch: the re-run notices
+    other = gen.sample(n, Budget(S=64, K=64), seeded_rng(7))  # not this rng's batch: the re-run notices
     with pytest.raises(RuntimeError, match="did not give the batch"):
-        gen.diagnostics(other, FULL, _rng(6))
+        gen.diagnostics(other, FULL, seeded_rng(6))
 
 
 def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGenerator) -> None:
@@ -122,7 +120,7 @@ def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGener
                   identity=tuple(sorted(identity.items())))
     rec = execute_point(point)
     assert rec["status"] == "ok", rec["error"]
-    rng, batches = _rng(0), []
+    rng, batches = seeded_rng(0), []
     for size in (4, 4, 2):  # the batches draw() made from the seed's generator, in order
         start = rng.get_state()
         x = gen.sample(size, Budget(S=64, K=4), rng)
@@ -142,10 +140,8 @@ N_QUALITY = 200  # K = 64 costs 64 full passes per sample; 200 samples keep the 
 
 @pytest.fixture(scope="module")
 def samples(gen: jacobi.JacobiGenerator) -> dict[str, torch.Tensor]:
-    out = {f"K={K}": gen.sample(N_QUALITY, Budget(S=64, K=K), _rng(0)) for K in (1, 64)}
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    out["marginal"] = from_tokens(train[rows, torch.arange(64)])
+    out = {f"K={K}": gen.sample(N_QUALITY, Budget(S=64, K=K), seeded_rng(0)) for K in (1, 64)}
+    out["marginal"] = independent_pixels(N_QUALITY)
     return out
 
 

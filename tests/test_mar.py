@@ -10,21 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Budget, Generator
-from scalebench.data.digits import Digits, from_tokens
+from scalebench.data.digits import Digits
 from scalebench.methods import mar
 from scalebench.methods.maskgit import mask_schedule
 from scalebench.methods.samplers import diffusion as DS
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> mar.MARGenerator:
-    torch.set_num_threads(1)
-    return mar.MARGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(mar.MARGenerator)
 
 
 def test_card_and_protocols(gen: mar.MARGenerator) -> None:
@@ -39,11 +32,11 @@ def test_card_and_protocols(gen: mar.MARGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=3, K=1), Budget(S=128, K=1), Budget(S=4, K=3), Budget(S=4, K=100)])
 def test_invalid_budget_raises(gen: mar.MARGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="mar"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=4, K=1), _rng(0), sampler="heun")
+        gen.sample(2, Budget(S=4, K=1), seeded_rng(0), sampler="heun")
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
@@ -54,7 +47,7 @@ def test_nfe_declared_equals_counted(gen: mar.MARGenerator, sampler: str, S: int
     for name, net in gen.networks().items():
         counter = CallCounter({name: net})
         with counter:
-            x = gen.sample(3, Budget(S=S, K=K), _rng(0), sampler)
+            x = gen.sample(3, Budget(S=S, K=K), seeded_rng(0), sampler)
         per_net[name] = counter.count
     assert per_net == {"transformer": S, "head": S * K}
     assert gen.nfe(Budget(S=S, K=K), sampler) == S * (K + 1)
@@ -66,7 +59,7 @@ def test_every_token_committed_exactly_once_on_the_cosine_schedule(gen: mar.MARG
     """Step t commits (masked before) − (masked after) tokens of the cosine schedule, positions
     never repeat, all 64 are covered; S = 64 commits exactly one token per step."""
     seen: list[torch.Tensor] = []
-    mar.masked_ar_decode(gen.model, 5, S, 1, _rng(3), callback=lambda t, pos: seen.append(pos.clone()))
+    mar.masked_ar_decode(gen.model, 5, S, 1, seeded_rng(3), callback=lambda t, pos: seen.append(pos.clone()))
     left = (64, *mask_schedule(S))
     assert [p.shape[1] for p in seen] == [left[t] - left[t + 1] for t in range(S)]
     allpos = torch.cat(seen, dim=1)
@@ -78,10 +71,10 @@ def test_every_token_committed_exactly_once_on_the_cosine_schedule(gen: mar.MARG
 
 def test_transformer_ignores_values_at_masked_positions(gen: mar.MARGenerator) -> None:
     x = Digits().continuous("test")[:4].flatten(1)
-    known = torch.rand(4, 64, generator=_rng(0)) < 0.5
+    known = torch.rand(4, 64, generator=seeded_rng(0)) < 0.5
     with torch.no_grad():
         z = gen.model.transformer(x, known)
-        z2 = gen.model.transformer(torch.where(known, x, torch.randn(4, 64, generator=_rng(1))), known)
+        z2 = gen.model.transformer(torch.where(known, x, torch.randn(4, 64, generator=seeded_rng(1))), known)
         z3 = gen.model.transformer(torch.where(known, -x, x), known)
     torch.testing.assert_close(z, z2)
     assert z.shape == (4, 64, gen.model.head.z_dim) and not torch.allclose(z, z3)
@@ -98,8 +91,8 @@ def test_loss_is_the_v_objective() -> None:
         net.head.out.weight.normal_()  # a head that predicts something non-zero
     x0, z = torch.rand(7) * 2 - 1, torch.randn(7, net.head.z_dim)
     with torch.no_grad():
-        loss = mar.diffusion_loss(net.head, x0, z, _rng(4))
-        g = _rng(4)
+        loss = mar.diffusion_loss(net.head, x0, z, seeded_rng(4))
+        g = seeded_rng(4)
         m = mar.DIFFUSION_BATCH_MUL
         t = torch.rand(7 * m, generator=g)
         a, s = (c.float().unsqueeze(-1) for c in DS.alpha_sigma_of(t))
@@ -136,7 +129,7 @@ def test_k_step_head_sampler_converges_to_the_token_law_with_an_exact_denoiser(s
     D = mar.head_denoiser(_ExactGaussianHead(sd), z)
     err = []
     for K in (1, 10, 50, 1000):
-        rng = _rng(K)
+        rng = seeded_rng(K)
         x = DS.SAMPLERS[sampler](D, DS.randn_like(torch.empty(n, 1), rng), DS.sampler_times(K, sampler), rng)
         halves = (x[: n // 2], x[n // 2:])
         for half, m in zip(halves, (-0.5, 0.3), strict=True):
@@ -165,10 +158,8 @@ def test_quality_at_the_largest_budget_beats_independent_pixels(gen: mar.MARGene
     from scalebench.metrics.quality import compute_quality
 
     ds = get_dataset("digits")
-    x = gen.sample(N_QUALITY, Budget(S=64, K=50), _rng(0))
+    x = gen.sample(N_QUALITY, Budget(S=64, K=50), seeded_rng(0))
     fid = compute_quality(x, ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    marginal = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=("fid",))["fid"]
+    marginal = independent_pixel_fid(N_QUALITY)
     assert fid < 0.6 * marginal, (fid, marginal)  # measured 27.3 vs 52.1 (0.52×) on the shipped checkpoint
     assert math.isfinite(fid)

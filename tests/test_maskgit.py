@@ -10,20 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens
+from scalebench.data.digits import LEVELS, to_tokens
 from scalebench.methods import maskgit as mg
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> mg.MaskGITGenerator:
-    torch.set_num_threads(1)
-    return mg.MaskGITGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(mg.MaskGITGenerator)
 
 
 def test_card_and_protocols(gen: mg.MaskGITGenerator) -> None:
@@ -38,14 +31,14 @@ def test_card_and_protocols(gen: mg.MaskGITGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=3), Budget(S=32), Budget(S=128), Budget(S=8, K=2)])
 def test_invalid_budget_raises(gen: mg.MaskGITGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="maskgit"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
 
 def test_unknown_sampler_raises(gen: mg.MaskGITGenerator) -> None:
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=8), _rng(0), sampler="greedy")
+        gen.sample(2, Budget(S=8), seeded_rng(0), sampler="greedy")
 
 
 # ---------------------------------------------------------------- the mask schedule
@@ -77,7 +70,7 @@ def test_schedule_values() -> None:
 
 
 def test_training_mask_follows_the_cosine_schedule() -> None:
-    g = _rng(3)
+    g = seeded_rng(3)
     mask = mg.random_mask(4000, 64, g)
     counts = mask.sum(1)
     assert counts.min() >= 1 and counts.max() <= 64
@@ -98,7 +91,7 @@ def _trace(gen: mg.MaskGITGenerator, u: torch.Tensor, tau: float = mg.CHOICE_TEM
 
 @pytest.mark.parametrize("S", [2, 8, 64])
 def test_committed_tokens_stay_fixed_and_counts_follow_the_schedule(gen: mg.MaskGITGenerator, S: int) -> None:
-    u = torch.rand(5, S, 2, 64, generator=_rng(S))
+    u = torch.rand(5, S, 2, 64, generator=seeded_rng(S))
     states = _trace(gen, u)
     assert len(states) == S
     prev = torch.full((5, 64), mg.MASK)
@@ -117,7 +110,7 @@ def test_kept_tokens_are_the_most_confident(gen: mg.MaskGITGenerator) -> None:
     """With the choice temperature at 0 the tokens committed at iteration t are those whose sampled
     value has the highest probability under that iteration's pass; with τ > 0 it is log p + τ_t·Gumbel."""
     S, n = 8, 6
-    u = torch.rand(n, S, 2, 64, generator=_rng(1))
+    u = torch.rand(n, S, 2, 64, generator=seeded_rng(1))
     for tau in (0.0, mg.CHOICE_TEMPERATURE):
         states = _trace(gen, u, tau)
         prev = torch.full((n, 64), mg.MASK)
@@ -139,8 +132,8 @@ def test_kept_tokens_are_the_most_confident(gen: mg.MaskGITGenerator) -> None:
 def test_one_iteration_draws_every_token_from_its_marginal(gen: mg.MaskGITGenerator) -> None:
     """S = 1: all 64 tokens from one pass on the all-[MASK] input, each by inverse CDF at its uniform."""
     n = 8
-    x = gen.sample(n, Budget(S=1), _rng(4))
-    u = torch.rand(n, 1, 2, 64, generator=_rng(4))
+    x = gen.sample(n, Budget(S=1), seeded_rng(4))
+    u = torch.rand(n, 1, 2, 64, generator=seeded_rng(4))
     with torch.no_grad():
         logits = mg.logits_of(gen.model, torch.full((n, 64), mg.MASK))
     assert torch.equal(to_tokens(x), ar.inverse_cdf(logits.float(), u[:, 0, 0]))
@@ -150,7 +143,7 @@ def test_one_iteration_draws_every_token_from_its_marginal(gen: mg.MaskGITGenera
 def test_nfe_declared_equals_counted(gen: mg.MaskGITGenerator, S: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(3, Budget(S=S), _rng(0))
+        x = gen.sample(3, Budget(S=S), seeded_rng(0))
     assert gen.nfe(Budget(S=S)) == S == counter.count
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
@@ -158,21 +151,21 @@ def test_nfe_declared_equals_counted(gen: mg.MaskGITGenerator, S: int) -> None:
 
 def test_determinism_and_batch_independence(gen: mg.MaskGITGenerator, monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_rng_state()
-    a = gen.sample(8, Budget(S=8), _rng(7))
+    a = gen.sample(8, Budget(S=8), seeded_rng(7))
     assert torch.equal(before, torch.get_rng_state())
-    b = gen.sample(8, Budget(S=8), _rng(7))
-    c = gen.sample(8, Budget(S=8), _rng(8))
+    b = gen.sample(8, Budget(S=8), seeded_rng(7))
+    c = gen.sample(8, Budget(S=8), seeded_rng(8))
     monkeypatch.setattr(mg, "SAMPLE_CHUNK", 3)
-    chunked = gen.sample(8, Budget(S=8), _rng(7))
+    chunked = gen.sample(8, Budget(S=8), seeded_rng(7))
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.equal(a, chunked)
-    assert gen.sample(0, Budget(S=8), _rng(0)).shape == (0, 1, 8, 8)
+    assert gen.sample(0, Budget(S=8), seeded_rng(0)).shape == (0, 1, 8, 8)
 
 
 def test_masked_loss_is_the_mean_over_masked_tokens() -> None:
     torch.manual_seed(0)
     net = mg.build_model().eval()
     tok = torch.randint(0, LEVELS, (3, 64))
-    mask = mg.random_mask(3, 64, _rng(0))
+    mask = mg.random_mask(3, 64, seeded_rng(0))
     with torch.no_grad():
         loss = mg.masked_loss(net, tok, mask)
         logits = net(tok.masked_fill(mask, mg.MASK), causal=False)
@@ -198,13 +191,6 @@ def test_checkpoint_metadata_and_size(gen: mg.MaskGITGenerator) -> None:
 
 # ---------------------------------------------------------------- quality on the shipped checkpoint
 
-def _marginal(n: int) -> torch.Tensor:
-    """Independent pixels, pixel j of each image from its own random training image."""
-    train = Digits().tokens("train")
-    idx = torch.randint(0, len(train), (n, 64), generator=_rng(1))
-    return from_tokens(train.gather(0, idx))
-
-
 def test_quality_beats_independent_pixel_marginals(gen: mg.MaskGITGenerator) -> None:
     """At S = 64 (the largest budget): FID below that of independent-pixel samples, both at n = 150
     (S = 64 is 64 full passes; n is kept small so the test stays fast)."""
@@ -212,8 +198,8 @@ def test_quality_beats_independent_pixel_marginals(gen: mg.MaskGITGenerator) -> 
     from scalebench.metrics.quality import compute_quality
 
     ds, n = get_dataset("digits"), 150
-    fid_model = compute_quality(gen.sample(n, Budget(S=64), _rng(0)), ds, metrics=("fid",))["fid"]
-    fid_marg = compute_quality(_marginal(n), ds, metrics=("fid",))["fid"]
+    fid_model = compute_quality(gen.sample(n, Budget(S=64), seeded_rng(0)), ds, metrics=("fid",))["fid"]
+    fid_marg = independent_pixel_fid(n, seed=1)
     assert fid_model < fid_marg, (fid_model, fid_marg)
 
 
@@ -223,5 +209,5 @@ def test_one_iteration_is_far_worse_than_eight(gen: mg.MaskGITGenerator) -> None
     from scalebench.metrics.quality import compute_quality
 
     ds = get_dataset("digits")
-    fid = {S: compute_quality(gen.sample(500, Budget(S=S), _rng(0)), ds, metrics=("fid",))["fid"] for S in (1, 8)}
+    fid = {S: compute_quality(gen.sample(500, Budget(S=S), seeded_rng(0)), ds, metrics=("fid",))["fid"] for S in (1, 8)}
     assert fid[1] > 2 * fid[8], fid

@@ -10,20 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens
+from scalebench.data.digits import LEVELS, Digits, to_tokens
 from scalebench.methods import mtp
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> mtp.MTPGenerator:
-    torch.set_num_threads(1)
-    return mtp.MTPGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(mtp.MTPGenerator)
 
 
 def test_card_and_protocols(gen: mtp.MTPGenerator) -> None:
@@ -38,21 +31,21 @@ def test_card_and_protocols(gen: mtp.MTPGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=1), Budget(S=2), Budget(S=5), Budget(S=128), Budget(S=64, K=2)])
 def test_invalid_budget_raises(gen: mtp.MTPGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="mtp"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
 
 def test_unknown_sampler_raises(gen: mtp.MTPGenerator) -> None:
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=64), _rng(0), sampler="greedy")
+        gen.sample(2, Budget(S=64), seeded_rng(0), sampler="greedy")
 
 
 def test_k1_is_ancestral_decoding_with_head_1(gen: mtp.MTPGenerator) -> None:
     """At S = 64 the sampler is ordinary token-by-token decoding with head 1, from the same noise."""
     net, n = gen.model, 12
-    x = gen.sample(n, Budget(S=64), _rng(5))
-    u = torch.rand(n, 64, generator=_rng(5))
+    x = gen.sample(n, Budget(S=64), seeded_rng(5))
+    u = torch.rand(n, 64, generator=seeded_rng(5))
     cond = mtp.start(n, "cpu")
 
     def next_logits(i: int, tokens: torch.Tensor) -> torch.Tensor:  # no cache, head 1 only
@@ -68,7 +61,7 @@ def test_block_is_drawn_from_the_heads_marginals(gen: mtp.MTPGenerator, k: int) 
     """Each committed block is the inverse CDF of heads 1..k at the block's own uniforms, given
     the prefix: so the k tokens of a block are independent given the prefix."""
     n = 6
-    u = torch.rand(n, 64, generator=_rng(11))
+    u = torch.rand(n, 64, generator=seeded_rng(11))
     tokens = mtp.independent_decode(gen.model, k, u)
     with torch.no_grad():
         logits = mtp.head_logits(gen.model, tokens, k)  # row t: heads after x_<t
@@ -95,7 +88,7 @@ def test_heads_are_causal(gen: mtp.MTPGenerator) -> None:
 def test_nfe_declared_equals_counted(gen: mtp.MTPGenerator, S: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(3, Budget(S=S), _rng(0))
+        x = gen.sample(3, Budget(S=S), seeded_rng(0))
     assert gen.nfe(Budget(S=S)) == S == 64 // (64 // S) == counter.count
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
@@ -103,10 +96,10 @@ def test_nfe_declared_equals_counted(gen: mtp.MTPGenerator, S: int) -> None:
 
 @pytest.mark.parametrize("S", [4, 64])
 def test_determinism_and_kv_cache(gen: mtp.MTPGenerator, S: int) -> None:
-    a = gen.sample(8, Budget(S=S), _rng(7))
-    b = gen.sample(8, Budget(S=S), _rng(7))
-    c = gen.sample(8, Budget(S=S), _rng(8))
-    full = gen.sample(8, Budget(S=S), _rng(7), use_cache=False)
+    a = gen.sample(8, Budget(S=S), seeded_rng(7))
+    b = gen.sample(8, Budget(S=S), seeded_rng(7))
+    c = gen.sample(8, Budget(S=S), seeded_rng(8))
+    full = gen.sample(8, Budget(S=S), seeded_rng(7), use_cache=False)
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.equal(a, full)
 
 
@@ -172,19 +165,7 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: mtp.MTPGenerator) -> dict[str, float]:
-    from scalebench.data import get_dataset
-    from scalebench.metrics.quality import compute_quality
-
-    ds = get_dataset("digits")
-    out = {}
-    for S in (4, 64):
-        x = gen.sample(N_QUALITY, Budget(S=S), _rng(0))
-        out[f"S={S}"] = compute_quality(x, ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    marginal = from_tokens(train[rows, torch.arange(64)])
-    out["marginal"] = compute_quality(marginal, ds, metrics=("fid",))["fid"]
-    return out
+    return fid_by_budget(gen, {f"S={S}": Budget(S=S) for S in (4, 64)}, N_QUALITY)
 
 
 def test_quality_beats_independent_pixel_marginals(fids: dict[str, float]) -> None:

@@ -14,21 +14,14 @@ from scalebench.data.digits import LEVELS, Digits, from_tokens
 from scalebench.methods import pixelcnn as pc
 from scalebench.methods.nets.pixelcnn import GatedPixelCNN, PixelCNNConfig
 from scalebench.metrics.quality import compute_quality
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> pc.PixelCNNGenerator:
-    torch.set_num_threads(1)
-    return pc.PixelCNNGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(pc.PixelCNNGenerator)
 
 
 def _input_gradient_support(net: GatedPixelCNN, r: int, pixel: int) -> torch.Tensor:
     """(r²,) bool: which input pixels the logits of `pixel` depend on (nonzero gradient)."""
-    x = torch.randint(0, LEVELS, (1, r, r), generator=_rng(pixel))
+    x = torch.randint(0, LEVELS, (1, r, r), generator=seeded_rng(pixel))
     one_hot = F.one_hot(x, LEVELS).permute(0, 3, 1, 2).double().requires_grad_(True)
     cond = torch.tensor([pc.RESOLUTIONS.index(r)])
     pos = net.pos_emb.weight[pc.POS_OFFSET[r]:pc.POS_OFFSET[r] + r * r].view(r, r, -1)
@@ -83,7 +76,7 @@ def test_checkpoint_small_and_described(gen: pc.PixelCNNGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=2), Budget(S=8), Budget(S=128), Budget(S=64, K=2)])
 def test_invalid_budget_raises(gen: pc.PixelCNNGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="pixelcnn"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
@@ -93,7 +86,7 @@ def test_shapes_ranges_resolution_and_nfe(gen: pc.PixelCNNGenerator, S: int) -> 
     calls = []
     hook = gen.model.register_forward_pre_hook(lambda *a: calls.append(1))
     try:
-        x = gen.sample(6, Budget(S=S), _rng(1))
+        x = gen.sample(6, Budget(S=S), seeded_rng(1))
     finally:
         hook.remove()
     assert x.shape == (6, 1, 8, 8) and x.dtype == torch.float32
@@ -105,11 +98,11 @@ def test_shapes_ranges_resolution_and_nfe(gen: pc.PixelCNNGenerator, S: int) -> 
 
 
 def test_sample_is_a_function_of_noise(gen: pc.PixelCNNGenerator) -> None:
-    a = gen.sample(8, Budget(S=64), _rng(7))
-    b = gen.sample(8, Budget(S=64), _rng(7))
-    c = gen.sample(8, Budget(S=64), _rng(8))
+    a = gen.sample(8, Budget(S=64), seeded_rng(7))
+    b = gen.sample(8, Budget(S=64), seeded_rng(7))
+    c = gen.sample(8, Budget(S=64), seeded_rng(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    u = torch.rand(8, 64, generator=_rng(7))
+    u = torch.rand(8, 64, generator=seeded_rng(7))
     assert torch.equal(from_tokens(pc.decode(gen.model, 8, u)), a.view(8, 1, 8, 8))
     # chunking does not change samples
     assert torch.equal(torch.cat([pc.decode(gen.model, 8, u[:3]), pc.decode(gen.model, 8, u[3:])]),
@@ -122,7 +115,7 @@ def test_decode_equals_teacher_forcing(gen: pc.PixelCNNGenerator, r: int) -> Non
     one teacher-forced pass over the finished sample; so the log-probs of the decoded tokens
     summed step by step equal the exact NLL."""
     n = 12
-    u = torch.rand(n, r * r, generator=_rng(r))
+    u = torch.rand(n, r * r, generator=seeded_rng(r))
     step_logp = torch.zeros(n, r * r, dtype=torch.float64)
     step_logits = []
 
@@ -166,11 +159,7 @@ def test_nll_exact_and_sensible(gen: pc.PixelCNNGenerator) -> None:
 def test_quality_beats_independent_pixel_marginals(gen: pc.PixelCNNGenerator) -> None:
     """At S = 64, 1000 samples: FID below that of pixels drawn independently from the data's marginals."""
     ds = Digits()
-    samples = gen.sample(1000, Budget(S=64), _rng(0))
-    train = ds.tokens("train")  # (N, 64)
-    g = _rng(1)
-    idx = torch.randint(0, len(train), (1000, 64), generator=g)
-    marginal = from_tokens(train.gather(0, idx))  # pixel j of each image from an independent row
+    samples = gen.sample(1000, Budget(S=64), seeded_rng(0))
     fid_model = compute_quality(samples, ds, metrics=("fid",))["fid"]
-    fid_marg = compute_quality(marginal, ds, metrics=("fid",))["fid"]
+    fid_marg = independent_pixel_fid(1000, seed=1)
     assert fid_model < fid_marg, (fid_model, fid_marg)

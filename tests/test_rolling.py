@@ -13,18 +13,12 @@ from scalebench.api import Budget
 from scalebench.methods import ar_diffusion as A
 from scalebench.methods import rolling as R
 from scalebench.methods.samplers import diffusion as DS
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
 GRID_S, GRID_K = (1, 2, 4, 8), (1, 2, 4, 5, 8, 10, 16, 20)
 
 
-@pytest.fixture(scope="module")
-def gen() -> R.RollingGenerator:
-    torch.set_num_threads(1)
-    return R.RollingGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(R.RollingGenerator)
 
 
 def test_card_and_checkpoint(gen: R.RollingGenerator) -> None:
@@ -71,8 +65,9 @@ def test_committed_rows_are_never_changed_again(gen: R.RollingGenerator, sampler
     budget = Budget(S=8, K=4)
     table = gen.schedule(budget)
     states: list[torch.Tensor] = []
-    x = DS.randn_like(torch.empty(4, 1, 8, 8), _rng(1))
-    DS.sample_rows(gen.denoise, x, table, _rng(2), A.ETA[sampler], callback=lambda d: states.append(d["x"].clone()))
+    x = DS.randn_like(torch.empty(4, 1, 8, 8), seeded_rng(1))
+    DS.sample_rows(gen.denoise, x, table, seeded_rng(2), A.ETA[sampler],
+                   callback=lambda d: states.append(d["x"].clone()))
     states = [x, *states]
     assert len(states) == len(table) == gen.nfe(budget) + 1
     for r in range(8):
@@ -88,9 +83,9 @@ def test_nfe_declared_equals_counted_and_determinism(gen: R.RollingGenerator) ->
     try:
         for S, K in [(1, 3), (4, 2), (8, 5), (8, 16)]:
             calls.clear()
-            a = gen.sample(3, Budget(S=S, K=K), _rng(7), "ddpm")
+            a = gen.sample(3, Budget(S=S, K=K), seeded_rng(7), "ddpm")
             assert len(calls) == gen.nfe(Budget(S=S, K=K)) == (S - 1) * K // min(S, K) + K
-            assert torch.equal(a, gen.sample(3, Budget(S=S, K=K), _rng(7), "ddpm"))
+            assert torch.equal(a, gen.sample(3, Budget(S=S, K=K), seeded_rng(7), "ddpm"))
     finally:
         hook.remove()
     with pytest.raises(ValueError):
@@ -100,8 +95,7 @@ def test_nfe_declared_equals_counted_and_determinism(gen: R.RollingGenerator) ->
 def test_quality_at_the_largest_budget_beats_independent_pixels(gen: R.RollingGenerator) -> None:
     from scalebench.data import get_dataset
     from scalebench.metrics.quality import compute_quality
-    from tests.test_ar_diffusion import marginal_fid
 
-    x = gen.sample(500, Budget(S=8, K=20), _rng(0))
+    x = gen.sample(500, Budget(S=8, K=20), seeded_rng(0))
     fid = compute_quality(x, get_dataset("digits"), metrics=("fid",))["fid"]
-    assert fid < 0.5 * marginal_fid(500), fid  # 500 samples: ~3 vs ~52
+    assert fid < 0.5 * independent_pixel_fid(500), fid  # 500 samples: ~3 vs ~52

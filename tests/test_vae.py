@@ -10,20 +10,13 @@ import pytest
 import torch
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens
+from scalebench.data.digits import LEVELS, Digits, to_tokens
 from scalebench.methods import vae as V
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import independent_pixel_fid, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> V.VAEGenerator:
-    torch.set_num_threads(1)
-    return V.VAEGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(V.VAEGenerator)
 
 
 def test_card_and_protocols(gen: V.VAEGenerator) -> None:
@@ -38,35 +31,35 @@ def test_card_and_protocols(gen: V.VAEGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=2), Budget(K=2), Budget(S=64)])
 def test_invalid_budget_and_sampler_raise(gen: V.VAEGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="vae"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(), _rng(0), sampler="ddim")
+        gen.sample(2, Budget(), seeded_rng(0), sampler="ddim")
 
 
 @pytest.mark.parametrize("sampler", ["sample", "mode"])
 def test_one_decoder_call_and_canonical_grid(gen: V.VAEGenerator, sampler: str) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(7, Budget(), _rng(0), sampler)
+        x = gen.sample(7, Budget(), seeded_rng(0), sampler)
     assert gen.nfe(Budget(), sampler) == 1 == counter.count
     assert x.shape == (7, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
-    assert torch.equal(x, gen.sample(7, Budget(), _rng(0), sampler))
-    assert not torch.equal(x, gen.sample(7, Budget(), _rng(1), sampler))
+    assert torch.equal(x, gen.sample(7, Budget(), seeded_rng(0), sampler))
+    assert not torch.equal(x, gen.sample(7, Budget(), seeded_rng(1), sampler))
 
 
 def test_sample_is_a_draw_from_the_decoders_categoricals(gen: V.VAEGenerator) -> None:
     """z ~ N(0, I), then one uniform per pixel, both from the rng; pixel = inverse CDF at its uniform;
     the mode sampler is the argmax at the same z."""
-    n, rng = 9, _rng(3)
+    n, rng = 9, seeded_rng(3)
     z = torch.randn(n, gen.model.latent, generator=rng)
     u = torch.rand(n, 64, generator=rng)
     with torch.no_grad():
         logits = gen.model.decoder(z)
-    assert torch.equal(to_tokens(gen.sample(n, Budget(), _rng(3))), ar.inverse_cdf(logits, u))
-    assert torch.equal(to_tokens(gen.sample(n, Budget(), _rng(3), "mode")), logits.argmax(-1))
+    assert torch.equal(to_tokens(gen.sample(n, Budget(), seeded_rng(3))), ar.inverse_cdf(logits, u))
+    assert torch.equal(to_tokens(gen.sample(n, Budget(), seeded_rng(3), "mode")), logits.argmax(-1))
 
 
 def test_iwae_with_one_sample_is_the_elbo(gen: V.VAEGenerator) -> None:
@@ -74,10 +67,10 @@ def test_iwae_with_one_sample_is_the_elbo(gen: V.VAEGenerator) -> None:
     its mean over draws agrees with the ELBO computed with the KL in closed form."""
     tokens = Digits().tokens("test")[:8]
     m, reps = gen.model, 2000
-    eps = torch.randn(reps, 8, m.latent, generator=_rng(0))
+    eps = torch.randn(reps, 8, m.latent, generator=seeded_rng(0))
     with torch.no_grad():
         w = V.log_weights(m, tokens, eps)  # (reps, 8): k = 1 bounds, one per draw
-        one = V.iwae_bound(m, tokens, 1, _rng(0))
+        one = V.iwae_bound(m, tokens, 1, seeded_rng(0))
         mu, logvar = m.encoder((tokens.float() / 8 - 1).view(-1, 1, 8, 8))
         z = mu + torch.exp(0.5 * logvar) * eps[0]
         by_hand = (V.log_px_given_z(m.decoder(z), tokens)
@@ -126,8 +119,6 @@ def test_quality_beats_independent_pixel_marginals(gen: V.VAEGenerator) -> None:
     from scalebench.metrics.quality import compute_quality
 
     ds, n = get_dataset("digits"), 1000
-    fid = compute_quality(gen.sample(n, Budget(), _rng(0)), ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (n, 64), generator=_rng(0))
-    marginal = compute_quality(from_tokens(train[rows, torch.arange(64)]), ds, metrics=("fid",))["fid"]
+    fid = compute_quality(gen.sample(n, Budget(), seeded_rng(0)), ds, metrics=("fid",))["fid"]
+    marginal = independent_pixel_fid(n)
     assert fid < marginal, (fid, marginal)

@@ -11,20 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.api import Budget, Generator, HasLikelihood
-from scalebench.data.digits import LEVELS, Digits, from_tokens, to_tokens, upsample
+from scalebench.data.digits import LEVELS, Digits, to_tokens, upsample
 from scalebench.methods import var
 from scalebench.methods.samplers import autoregressive as ar
 from scalebench.metrics.cost import CallCounter
+from tests.conftest import fid_by_budget, seeded_rng, shipped_generator
 
-
-@pytest.fixture(scope="module")
-def gen() -> var.VARGenerator:
-    torch.set_num_threads(1)
-    return var.VARGenerator("cpu")
-
-
-def _rng(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+gen = shipped_generator(var.VARGenerator)
 
 
 def test_card_and_protocols(gen: var.VARGenerator) -> None:
@@ -39,14 +32,14 @@ def test_card_and_protocols(gen: var.VARGenerator) -> None:
 @pytest.mark.parametrize("budget", [Budget(S=7), Budget(S=64), Budget(S=6, K=2)])
 def test_invalid_budget_raises(gen: var.VARGenerator, budget: Budget) -> None:
     with pytest.raises(ValueError, match="var"):
-        gen.sample(2, budget, _rng(0))
+        gen.sample(2, budget, seeded_rng(0))
     with pytest.raises(ValueError):
         gen.nfe(budget)
 
 
 def test_unknown_sampler_raises(gen: var.VARGenerator) -> None:
     with pytest.raises(ValueError, match="sampler"):
-        gen.sample(2, Budget(S=6), _rng(0), sampler="greedy")
+        gen.sample(2, Budget(S=6), seeded_rng(0), sampler="greedy")
 
 
 # ---------------------------------------------------------------- the pyramid and the mask
@@ -107,7 +100,7 @@ def test_network_respects_the_mask(gen: var.VARGenerator) -> None:
 def test_one_call_per_scale(gen: var.VARGenerator, S: int) -> None:
     counter = CallCounter(gen.networks())
     with counter:
-        x = gen.sample(3, Budget(S=S), _rng(0))
+        x = gen.sample(3, Budget(S=S), seeded_rng(0))
     assert gen.nfe(Budget(S=S)) == S == counter.count
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert torch.equal(x * (LEVELS - 1), torch.round(x * (LEVELS - 1)))
@@ -115,10 +108,10 @@ def test_one_call_per_scale(gen: var.VARGenerator, S: int) -> None:
 
 @pytest.mark.parametrize("S", [2, 6])
 def test_determinism_and_kv_cache(gen: var.VARGenerator, S: int) -> None:
-    a = gen.sample(8, Budget(S=S), _rng(7))
-    b = gen.sample(8, Budget(S=S), _rng(7))
-    c = gen.sample(8, Budget(S=S), _rng(8))
-    full = gen.sample(8, Budget(S=S), _rng(7), use_cache=False)
+    a = gen.sample(8, Budget(S=S), seeded_rng(7))
+    b = gen.sample(8, Budget(S=S), seeded_rng(7))
+    c = gen.sample(8, Budget(S=S), seeded_rng(8))
+    full = gen.sample(8, Budget(S=S), seeded_rng(7), use_cache=False)
     assert torch.equal(a, b) and not torch.equal(a, c) and torch.equal(a, full)
 
 
@@ -127,13 +120,13 @@ def test_scales_are_drawn_in_parallel_from_the_chain(gen: var.VARGenerator) -> N
     sampled coarser maps) at its own uniform; fewer scales give the coarse prefix of the chain,
     upsampled."""
     n = 6
-    u = torch.rand(n, var.N_TOKENS, generator=_rng(11))
+    u = torch.rand(n, var.N_TOKENS, generator=seeded_rng(11))
     flat = var.next_scale_decode(gen.model, 6, u)
     with torch.no_grad():
         logits = var.chain_logits(gen.model, flat)
     assert torch.equal(flat, ar.inverse_cdf(logits, u))
     for S in range(1, 7):
-        x = gen.sample(n, Budget(S=S), _rng(11))
+        x = gen.sample(n, Budget(S=S), seeded_rng(11))
         assert torch.equal(x, upsample(var.scale_map(flat, S - 1))), S
 
 
@@ -183,19 +176,7 @@ N_QUALITY = 1000
 
 @pytest.fixture(scope="module")
 def fids(gen: var.VARGenerator) -> dict[str, float]:
-    from scalebench.data import get_dataset
-    from scalebench.metrics.quality import compute_quality
-
-    ds = get_dataset("digits")
-    out = {}
-    for S in (1, 6):
-        x = gen.sample(N_QUALITY, Budget(S=S), _rng(0))
-        out[f"S={S}"] = compute_quality(x, ds, metrics=("fid",))["fid"]
-    train = Digits().tokens("train")  # independent pixels, each from its training marginal
-    rows = torch.randint(0, len(train), (N_QUALITY, 64), generator=_rng(0))
-    marginal = from_tokens(train[rows, torch.arange(64)])
-    out["marginal"] = compute_quality(marginal, ds, metrics=("fid",))["fid"]
-    return out
+    return fid_by_budget(gen, {f"S={S}": Budget(S=S) for S in (1, 6)}, N_QUALITY)
 
 
 def test_quality_beats_independent_pixel_marginals(fids: dict[str, float]) -> None:
