@@ -101,6 +101,7 @@ def point_flags(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "metric" not in df.columns:
         return pd.DataFrame(columns=FLAG_COLUMNS)
     ok = df[df["status"] == "ok"]
+    ok = ok.assign(**{k: ok[k] if k in ok.columns else "" for k in POINT_KEYS})  # frames built without a run column
     rows = []
     for key, g in ok.groupby(list(POINT_KEYS), sort=False, dropna=False):
         metrics = dict(zip(g["metric"], g["value"], strict=False))
