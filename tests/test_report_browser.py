@@ -30,7 +30,7 @@ LAYOUT = """() => {
     tableTop: top('#scalability-table'), firstChartTop: top('div.plotly-chart'),
     provenanceTop: top('details#provenance'), provenanceOpen: document.querySelector('details#provenance').open,
     lastBlock: blocks[blocks.length - 1].id, text: document.body.innerText,
-    verdictColours: {yes: colour('yes'), no: colour('no'), unsure: colour('unsure')},
+    verdictColours: {yes: colour('yes'), worse: colour('worse'), floor: colour('floor')},
     qualityAxis: document.getElementById('chart-quality_vs_K')._fullLayout.yaxis.type,
   };
 }"""
@@ -113,8 +113,8 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
     assert layout["provenanceOpen"] is False and layout["lastBlock"] == "provenance"
     assert not EMOJI.search(layout["text"]), EMOJI.findall(layout["text"])
     colours = layout["verdictColours"]  # coloured marks: green / red / amber, not emoji glyphs
-    assert colours["yes"] == "rgb(23, 107, 29)" and colours["no"] == "rgb(170, 17, 17)"
-    assert colours["unsure"] == "rgb(138, 90, 0)"
+    assert colours["yes"] == "rgb(23, 107, 29)" and colours["worse"] == "rgb(136, 0, 0)"
+    assert colours["floor"] == "rgb(11, 90, 122)"
     assert layout["qualityAxis"] == "log"  # FID ~80 → ~0.6 in the zoo
     assert FLOOR_NAME in legend
     assert load_s < 15
