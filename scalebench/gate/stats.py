@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scalebench import multiplicity
 from scalebench.gate.thresholds import CompareError
+from scalebench.multiplicity import CORRECTIONS
 
 MIN_ROUNDS = 3  # paired rounds from which the paired t-test applies (df ≥ 2); fewer: Mann-Whitney on raw samples
 CORRECTION_NAMES = {"holm": "Holm–Bonferroni", "bh": "Benjamini–Hochberg", "none": "no correction"}
@@ -121,33 +123,14 @@ def latency_test(base: Sequence[float], cand: Sequence[float], base_value: float
                        p_min=min_p_value(len(base), len(cand)), rounds=n_rounds, samples=(len(base), len(cand)))
 
 
-CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CORRECTION = "holm"
 
 
 def adjust_p_values(ps: Sequence[float], method: str = DEFAULT_CORRECTION) -> list[float]:
-    """Multiplicity-adjusted p-values: Holm–Bonferroni ("holm", family-wise error ≤ α under any
-    dependence), Benjamini–Hochberg ("bh", false discovery rate ≤ α for independent or positively
-    dependent tests) or "none". Reject where the adjusted p < α."""
+    """`scalebench.multiplicity.adjust_p_values`, with an unknown `--correction` as a CompareError."""
     if method not in CORRECTIONS:
         raise CompareError(f"--correction {method!r}; use one of {', '.join(CORRECTIONS)}")
-    m = len(ps)
-    if method == "none" or m <= 1:
-        return [float(p) for p in ps]
-    order = sorted(range(m), key=lambda i: ps[i])
-    adj = [0.0] * m
-    if method == "holm":
-        running = 0.0
-        for rank, i in enumerate(order):  # step down: (m − rank)·p, kept monotone
-            running = max(running, min(1.0, (m - rank) * ps[i]))
-            adj[i] = running
-    else:
-        running = 1.0
-        for rank in range(m - 1, -1, -1):  # step up: m/(rank+1)·p, kept monotone from the top
-            i = order[rank]
-            running = min(running, min(1.0, m / (rank + 1) * ps[i]))
-            adj[i] = running
-    return adj
+    return multiplicity.adjust_p_values(ps, method)
 
 
 def attainable(t: LatencyTest, family: int, correction: str, alpha: float) -> str:

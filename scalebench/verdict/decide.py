@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from scalebench.multiplicity import CORRECTIONS, adjust_p_values
 from scalebench.verdict.stats import AxisEffect
 
 IMPROVES, WORSE, FLAT, AT_FLOOR = "improves", "worse", "no gain", "at floor"
 INCONCLUSIVE, FIXED, NO_DATA = "inconclusive", "fixed", "no data"
 VERDICTS = (IMPROVES, WORSE, FLAT, AT_FLOOR, INCONCLUSIVE, FIXED, NO_DATA)
 CONCLUSIVE = (IMPROVES, WORSE, FLAT, AT_FLOOR, FIXED)
-CORRECTIONS = ("bh", "holm", "none")
 TESTS = ("direction", "equiv", "floor")
 
 
@@ -46,31 +46,6 @@ class DecisionRule:
             raise ValueError(f"alpha={self.alpha} must lie strictly between 0 and 1")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction={self.correction!r}; use one of {', '.join(CORRECTIONS)}")
-
-
-def adjust_p_values(ps: Sequence[float], method: str = "bh") -> list[float]:
-    """Multiplicity-adjusted p-values: Holm–Bonferroni ("holm", family-wise error ≤ α under any
-    dependence), Benjamini–Hochberg ("bh", false discovery rate ≤ α for independent or positively
-    dependent tests) or "none". Reject where the adjusted p < α."""
-    if method not in CORRECTIONS:
-        raise ValueError(f"correction {method!r}; use one of {', '.join(CORRECTIONS)}")
-    m = len(ps)
-    if method == "none" or m <= 1:
-        return [float(p) for p in ps]
-    order = sorted(range(m), key=lambda i: ps[i])
-    adj = [0.0] * m
-    if method == "holm":
-        running = 0.0
-        for rank, i in enumerate(order):  # step down: (m − rank)·p, kept monotone
-            running = max(running, min(1.0, (m - rank) * ps[i]))
-            adj[i] = running
-    else:
-        running = 1.0
-        for rank in range(m - 1, -1, -1):  # step up: m/(rank+1)·p, kept monotone from the top
-            i = order[rank]
-            running = min(running, min(1.0, m / (rank + 1) * ps[i]))
-            adj[i] = running
-    return adj
 
 
 def raw_tests(effect: AxisEffect) -> dict[str, float]:
