@@ -146,9 +146,13 @@ def _print_scalability_table(df: Any) -> None:
 @app.command("list")
 @cli_errors
 def list_generators() -> None:
-    """List registered generators and their axes (no weights are loaded)."""
+    """List registered generators and their axes (no weights are loaded).
+
+    Built-in generators come from the card index (`scalebench/cardindex.py`: no torch, no family
+    imported); a plugin, or a built-in whose sources changed since the index was made, is imported."""
     from rich.table import Table
 
+    from scalebench.cardindex import indexed_card, read_index
     from scalebench.generators import GENERATORS
     from scalebench.params import declared
     from scalebench.plugins import describe_failure
@@ -157,9 +161,15 @@ def list_generators() -> None:
     for c in ("name", "family", "seed category", "S", "K", "outer", "samplers", "likelihood", "aliases", "args"):
         table.add_column(c)
     broken: list[str] = []
+    index = read_index()
     for name in GENERATORS.names():
+        entry = index.get(name)
         try:
-            card = GENERATORS.get(name).card
+            if entry is not None and entry["target"] == GENERATORS.target(name):
+                card, params = indexed_card(entry)
+            else:
+                cls = GENERATORS.get(name)
+                card, params = cls.card, declared(cls)
         except (Exception, SystemExit) as e:  # noqa: BLE001 — a broken plugin (even sys.exit) must not hide the others
             table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 8)
             broken.append(f"{name}: cannot import: {describe_failure(e)}")  # unwrapped, below the table
@@ -167,7 +177,7 @@ def list_generators() -> None:
         table.add_row(name, card.family, card.category, card.S.describe(), card.K.describe(),
                       card.outer or "—", ",".join(card.samplers), card.likelihood,
                       ",".join(GENERATORS.aliases_of(name)),
-                      Text("; ".join(p.describe() for p in declared(GENERATORS.get(name)))))
+                      Text("; ".join(p.describe() for p in params)))
     console.print(table)
     for line in broken:
         console.print(Text(line, style="red"), soft_wrap=True)
