@@ -290,4 +290,6 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     from scalebench.flags import row_flags  # copies / collapse among the row's points
 
     out["flags"] = row_flags(df, out)
-    return out
+    from scalebench.scaling.columns import scaling_columns  # α per varied axis and the S × K allocation (issue 27)
+
+    return scaling_columns(df, out)
