@@ -20,11 +20,11 @@ from scalebench.results import latest_records
 def by_budget(run_dir: Path) -> dict[tuple, dict[str, list[float]]]:
     out: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in latest_records(run_dir).values():
-        if r.get("status") == "ok" and r["cost"].get("latency_s"):
-            key = (r["generator"], r["sampler"], r["S"], r["K"])
-            out[key]["latency"].append(r["cost"]["latency_s"])
-            if "fid" in r["metrics"]:
-                out[key]["fid"].append(r["metrics"]["fid"])
+        if r.ok and r.cost.latency_s:
+            key = (r.generator, r.sampler, r.S, r.K)
+            out[key]["latency"].append(r.cost.latency_s)
+            if "fid" in r.metrics:
+                out[key]["fid"].append(r.metrics["fid"])
     return out
 
 

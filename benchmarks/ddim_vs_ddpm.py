@@ -33,21 +33,21 @@ def sign_test(d: np.ndarray) -> float:
 
 
 def main(run: str = "results/ddim-vs-ddpm", metrics: tuple[str, ...] = ("fid", "kid", "precision", "recall")) -> None:
-    recs = [r for r in latest_records(Path(run)).values() if r["status"] == "ok"]
-    by = {(r["sampler"], r["K"], r["seed"]): r for r in recs}
-    Ks = sorted({r["K"] for r in recs})
-    seeds = sorted({r["seed"] for r in recs})
-    print(f"{run}: {len(recs)} points, seeds {seeds}, n = {sorted({r['n'] for r in recs})}")
+    recs = [r for r in latest_records(Path(run)).values() if r.ok]
+    by = {(r.sampler, r.K, r.seed): r for r in recs}
+    Ks = sorted({r.K for r in recs})
+    seeds = sorted({r.seed for r in recs})
+    print(f"{run}: {len(recs)} points, seeds {seeds}, n = {sorted({r.n for r in recs})}")
     for m in metrics:
         print(f"\n{m}  (floor = real data at this n: mean ± sd)")
         print(f"{'K':>4} {'DDIM':>18} {'DDPM':>18} {'DDIM−DDPM':>11} {'sign p':>7} {'t p':>7}  verdict")
         for K in Ks:
-            a = np.array([by[("ddim", K, s)]["metrics"][m] for s in seeds if ("ddim", K, s) in by and ("ddpm", K, s) in by])
-            b = np.array([by[("ddpm", K, s)]["metrics"][m] for s in seeds if ("ddim", K, s) in by and ("ddpm", K, s) in by])
+            a = np.array([by[("ddim", K, s)].metrics[m] for s in seeds if ("ddim", K, s) in by and ("ddpm", K, s) in by])
+            b = np.array([by[("ddpm", K, s)].metrics[m] for s in seeds if ("ddim", K, s) in by and ("ddpm", K, s) in by])
             if len(a) < 2:
                 continue
-            rec = by[("ddim", K, seeds[0])]["metrics"]
-            floor, fsd = rec.get(f"{m}_floor", math.nan), rec.get(f"{m}_floor_sd", math.nan)
+            fl = by[("ddim", K, seeds[0])].floors.get(m)
+            floor, fsd = (fl.mean, fl.sd) if fl else (math.nan, math.nan)
             d = a - b
             p_sign = sign_test(d)
             p_t = float(stats.ttest_rel(a, b).pvalue) if np.std(d) > 0 else (1.0 if not d.any() else 0.0)

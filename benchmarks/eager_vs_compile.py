@@ -41,20 +41,20 @@ def main() -> None:
     eager = [dataclasses.replace(p, metrics=(), n=p.batch_size, timing=timing) for p in first.values()]
     points = eager + [dataclasses.replace(p, compile=True) for p in eager]
     recs = measure_points(points, order_seed=0)
-    by = {(r["generator"], r["sampler"], r["S"], r["K"], r["compile"]): r for r in recs}
+    by = {(r.generator, r.sampler, r.S, r.K, r.compile): r for r in recs}
     rows = []
     print(f"device {spec.device}, {spec.threads} threads, {args.rounds} interleaved rounds, batch per point as in the spec")
     print(f"{'point':<34} {'eager ms/s':>10} {'compiled':>10} {'ratio':>6} {'compile s':>9}")
     for g, s, S, K in first:
         e, c = by[(g, s, S, K, False)], by[(g, s, S, K, True)]
-        if e["status"] != "ok" or c["status"] != "ok":
-            print(f"{g}/{s} S={S} K={K}: failed ({e.get('error') or c.get('error')})")
+        if not e.ok or not c.ok:
+            print(f"{g}/{s} S={S} K={K}: failed ({e.error or c.error})")
             continue
-        te, tc = e["cost"]["latency_s"] * 1e3, c["cost"]["latency_s"] * 1e3
+        te, tc = e.cost.latency_s * 1e3, c.cost.latency_s * 1e3
         rows.append({"generator": g, "sampler": s, "S": S, "K": K, "eager_ms_per_sample": te,
-                     "compiled_ms_per_sample": tc, "ratio": tc / te, "compile_warmup_s": c["warmup_s"][0],
-                     "eager_warmup_s": e["warmup_s"][0], "batch": e["batch_size"]})
-        print(f"{g + '/' + s + f' S={S} K={K}':<34} {te:10.4f} {tc:10.4f} {tc / te:6.2f} {c['warmup_s'][0]:9.1f}")
+                     "compiled_ms_per_sample": tc, "ratio": tc / te, "compile_warmup_s": c.warmup_s[0],
+                     "eager_warmup_s": e.warmup_s[0], "batch": e.batch_size})
+        print(f"{g + '/' + s + f' S={S} K={K}':<34} {te:10.4f} {tc:10.4f} {tc / te:6.2f} {c.warmup_s[0]:9.1f}")
     per_gen = {}
     for r in rows:
         per_gen.setdefault(f"{r['generator']}/{r['sampler']}", []).append(r["ratio"])

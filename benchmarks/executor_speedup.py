@@ -49,7 +49,7 @@ def one(mode: str, workers: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     wall = time.perf_counter() - t0
-    recs = [r for r in latest_records(out).values() if r["status"] == "ok"]
+    recs = [r for r in latest_records(out).values() if r.ok]
     return {"mode": mode, "wall_s": wall, "points": len(recs)}
 
 

@@ -21,8 +21,8 @@ from scalebench.results import latest_records
 def slopes(run_dir: Path) -> dict[str, tuple[float, int]]:
     lat: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in latest_records(run_dir).values():
-        if r.get("status") == "ok" and r["cost"].get("latency_s") and r["cost"].get("nfe"):
-            lat[f"{r['generator']}/{r['sampler']}"][int(r["cost"]["nfe"])].append(r["cost"]["latency_s"])
+        if r.ok and r.cost.latency_s and r.cost.nfe:
+            lat[f"{r.generator}/{r.sampler}"][int(r.cost.nfe)].append(r.cost.latency_s)
     out = {}
     for key, by_nfe in sorted(lat.items()):
         if len(by_nfe) >= 2:

@@ -47,9 +47,9 @@ def spec(mode: str, rounds: int) -> dict:
 
 
 def slope(run_dir: Path) -> float:
-    recs = sorted(latest_records(run_dir).values(), key=lambda r: r["K"])
-    x = np.log([r["cost"]["nfe"] for r in recs])
-    y = np.log([r["cost"]["latency_s"] for r in recs])
+    recs = sorted(latest_records(run_dir).values(), key=lambda r: r.K)
+    x = np.log([r.cost.nfe for r in recs])
+    y = np.log([r.cost.latency_s for r in recs])
     return float(np.polyfit(x, y, 1)[0])
 
 

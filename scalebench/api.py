@@ -157,18 +157,6 @@ class MethodCard:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric's declaration: the direction of "better" comes from here, never from its name."""
-
-    name: str
-    better: Literal["lower", "higher"]
-    kind: Literal["quality", "cost"] = "quality"
-    unit: str = ""
-    rel_tolerance: float = 0.05
-    description: str = ""
-
-
 @runtime_checkable
 class Generator(Protocol):
     """A trained generative model exposed to the harness.

@@ -235,13 +235,13 @@ def check_measured_point(ctx: Context) -> str:
                   threads=torch.get_num_threads(), identity=tuple(sorted(identity.items())), args=args,
                   dataset=ctx.dataset_name, dataset_args=ctx.dataset_args)
     rec = measure_points([point])[0]
-    if rec["status"] != "ok":
-        raise CheckFailed(f"the measuring path failed: {rec['error']}")
-    if rec["warnings"]:
-        raise CheckFailed(f"the measuring path warned: {rec['warnings'][0]}")
-    cost = rec["cost"]
-    return (f"ok: nfe {cost['nfe']} (measured {cost['nfe_measured']}), {cost['flops']:.3g} FLOP/sample, "
-            f"{cost['latency_s'] * 1e3:.3f} ms/sample")
+    if not rec.ok:
+        raise CheckFailed(f"the measuring path failed: {rec.error}")
+    if rec.warnings:
+        raise CheckFailed(f"the measuring path warned: {rec.warnings[0]}")
+    cost = rec.cost
+    return (f"ok: nfe {cost.nfe} (measured {cost.nfe_measured}), {cost.flops:.3g} FLOP/sample, "
+            f"{cost.latency_s * 1e3:.3f} ms/sample")
 
 
 CHECKS: tuple[tuple[str, Callable[[Context], str]], ...] = (

@@ -16,7 +16,7 @@ the HTML report and its Pareto frontiers) shows these flags. The rule lives here
   one — would be called collapsed.
 
 `Z` = 3 floor sds: one-sided, a real-data draw crosses it with probability ≈ 0.1 %, so over a
-150-point sweep false flags stay rare. Floors are `<metric>_floor` / `<metric>_floor_sd`
+150-point sweep false flags stay rare. Floors come in the tidy frame's form, `<metric>_floor` / `<metric>_floor_sd`
 (`metrics/floor.py`); a metric without a recorded floor is never flagged.
 """
 
@@ -26,6 +26,8 @@ import math
 from typing import Any
 
 import pandas as pd
+
+from scalebench.record import FLOOR_SD_SUFFIX, FLOOR_SUFFIX
 
 Z = 3.0
 COPIES_RATIO = 2.0
@@ -64,8 +66,9 @@ def _realistic(metrics: dict[str, Any]) -> tuple[bool, str]:
     Yes when precision is at least `FIDELITY_FRACTION` of its floor, or the reference NLL is no worse
     than the top of its floor band (a repeated odd digit can sit outside the k-NN manifold, precision 0,
     and still win ref-NLL); yes when neither is recorded; no otherwise."""
-    p, pf = _num(metrics, "precision"), _num(metrics, "precision_floor")
-    r, rf, rsd = _num(metrics, "ref_nll"), _num(metrics, "ref_nll_floor"), _num(metrics, "ref_nll_floor_sd")
+    p, pf = _num(metrics, "precision"), _num(metrics, "precision" + FLOOR_SUFFIX)
+    r, rf, rsd = (_num(metrics, "ref_nll"), _num(metrics, "ref_nll" + FLOOR_SUFFIX),
+                  _num(metrics, "ref_nll" + FLOOR_SD_SUFFIX))
     has_p, has_r = math.isfinite(p) and math.isfinite(pf), all(map(math.isfinite, (r, rf, rsd)))
     if has_p and p >= FIDELITY_FRACTION * pf:
         return True, f"precision {p:.2g}"
@@ -78,14 +81,14 @@ def flags_of(metrics: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(flag names, one short reason per flag) of one point's metrics dict (values + floors)."""
     flags, reasons = [], []
     for m in COPY_METRICS:
-        v, f, sd = _num(metrics, m), _num(metrics, f"{m}_floor"), _num(metrics, f"{m}_floor_sd")
+        v, f, sd = _num(metrics, m), _num(metrics, m + FLOOR_SUFFIX), _num(metrics, m + FLOOR_SD_SUFFIX)
         if all(map(math.isfinite, (v, f, sd))) and v > f + Z * sd and v >= COPIES_RATIO * f:
             if COPIES not in flags:
                 flags.append(COPIES)
                 reasons.append(f"{m} {v:.3g} > floor {f:.3g} + {Z:g} sd ({sd:.2g})")
     realistic, seen = _realistic(metrics)
     for m in SPREAD_METRICS:
-        v, f, sd = _num(metrics, m), _num(metrics, f"{m}_floor"), _num(metrics, f"{m}_floor_sd")
+        v, f, sd = _num(metrics, m), _num(metrics, m + FLOOR_SUFFIX), _num(metrics, m + FLOOR_SD_SUFFIX)
         if realistic and all(map(math.isfinite, (v, f, sd))) and v < f - Z * sd and v < COLLAPSE_FRACTION * f:
             if COLLAPSE not in flags:
                 flags.append(COLLAPSE)

@@ -6,20 +6,8 @@ fsync'ed, so an interrupted sweep loses at most the point in flight. Reading val
 a line that is torn, not JSON, or JSON but not a record (no `point_id`/`status`) is skipped
 with a warning naming file:line, and the next writer (or `scalebench run --repair`)
 compacts the file atomically without it. A manifest that is not a JSON object is treated
-as missing. Records carry `schema`; `migrate()` upgrades old ones on load.
-
-Record (schema 1)::
-
-    schema, point_id, spec_hash, run, generator, sampler, family, category, outer,
-    likelihood, dataset, S, K, seed, n, batch_size, device, dtype, status ("ok"|"failed"),
-    error, metrics {name: value}, cost {nfe, flops, latency_s, latency_p10_s,
-    latency_p90_s, peak_mem_bytes}, timing {samples_s: [seconds per batch call], batch,
-    warmup, repeats, per_sample_s: [seconds per sample]}, nll_kind, checkpoint,
-    diagnostics {name: value} (only from generators with `diagnostics()`; not metrics: never judged),
-    provenance {versions, git_commit, host, platform}, started_at, ended_at, wall_s;
-    with spec `args` or a label also generator_name (registered name; `generator` is then the label)
-    and args {name: value}; replicate (the zoo checkpoint sampled; records before it: the
-    generator's own, filled in by `record_rows`)
+as missing. Every reader gets typed `scalebench.record.Record`s (older schemas migrated on
+load); the tidy frame (`load_results`) is derived from them.
 """
 
 from __future__ import annotations
@@ -35,10 +23,10 @@ from typing import Any
 
 from scalebench.atomic import atomic_write, atomic_write_text
 from scalebench.errors import ResultsError, UsageError
+from scalebench.record import FLOOR_SD_SUFFIX, FLOOR_SUFFIX, Record
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 POINTS = "points.jsonl"
 MANIFEST = "manifest.json"
 
@@ -50,20 +38,6 @@ POINT_COLUMNS = [
 ]
 COST_COLUMNS = ["nfe", "nfe_measured", "flops", "latency_s", "latency_p10_s", "latency_p90_s", "peak_mem_bytes"]
 PROVENANCE_COLUMNS = ["git_commit", "started_at", "wall_s", "nll_kind", "spec_hash", "timing_mode", "timing_noisy"]
-
-
-def migrate(record: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade a record to SCHEMA_VERSION (records without `schema` are pre-release v0)."""
-    version = record.get("schema", 0)
-    if version > SCHEMA_VERSION:
-        raise ResultsError(f"record schema {version} is newer than this scalebench ({SCHEMA_VERSION}); "
-                           "upgrade scalebench")
-    if version == 0:
-        record = {**record, "schema": 1}
-        record.setdefault("sampler", "default")
-        record.setdefault("cost", {})
-        record.setdefault("metrics", {})
-    return record
 
 
 def clean_temp_files(run_dir: Path) -> list[Path]:
@@ -156,11 +130,14 @@ class RecordWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._compacted = False
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Record | dict[str, Any]) -> None:
+        """Append one record (a `Record`, or its JSON object of any schema: migrated and checked first)."""
+        if isinstance(record, dict):
+            record = Record.from_json(record)
         if not self._compacted:
             compact_points(self.path.parent)
             self._compacted = True
-        _append_line(self.path, json.dumps(record, sort_keys=True, allow_nan=True, default=str))
+        _append_line(self.path, json.dumps(record.to_json(), sort_keys=True, allow_nan=True, default=str))
 
 
 def encode_preview(x: Any, levels: int | None) -> dict[str, Any]:
@@ -185,7 +162,7 @@ def decode_preview(preview: dict[str, Any]) -> Any:
     return torch.from_numpy(arr.astype("float32") / preview["scale"])
 
 
-def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
+def iter_records(run_dir: Path) -> Iterator[Record]:
     """Records of one run directory; lines that are not records are skipped with a warning."""
     path = Path(run_dir) / POINTS
     if not path.exists():
@@ -198,15 +175,18 @@ def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
             log.warning("%s:%d %s; skipped (the next `scalebench run` into it, or --repair, removes it)",
                         path, i, rec)
             continue
-        yield migrate(rec)
+        try:
+            yield Record.from_json(rec)
+        except ResultsError:  # a newer schema: the reader must be upgraded, not the line skipped
+            raise
+        except (TypeError, ValueError, AttributeError) as e:
+            log.warning("%s:%d is JSON but not a valid record (%s); skipped", path, i, e)
 
 
-def latest_records(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """point_id → the last record written for it (a re-run failed point supersedes the old)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in iter_records(run_dir):
-        out[r["point_id"]] = r
-    return out
+def latest_records(run_dir: Path) -> dict[str, Record]:
+    """point_id → the last record written for it (a re-run failed point supersedes the old;
+    a point's quality pass is superseded by its timed record)."""
+    return {r.point_id: r for r in iter_records(run_dir)}
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -242,35 +222,38 @@ def run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     return dirs
 
 
-def record_rows(record: dict[str, Any], run: str) -> list[dict[str, Any]]:
-    """The tidy rows of one record: one per metric (quality and cost) and per diagnostic
-    (kind "diagnostic", better None: a generator's own report, e.g. jacobi's convergence), with all columns."""
+def record_rows(record: Record, run: str) -> list[dict[str, Any]]:
+    """The tidy rows of one record: one per metric (quality and cost), two per data floor
+    (`<m>_floor`, `<m>_floor_sd`: the frame's readers find a metric's floor beside it) and one per
+    diagnostic (kind "diagnostic", better None: a generator's own report, e.g. jacobi's convergence)."""
     from scalebench.metrics import METRICS
 
-    base = {c: record.get(c) for c in POINT_COLUMNS}
-    base["compile"] = bool(record.get("compile", False))  # records from before the setting ran eager
-    base["run"] = record.get("run") or run
-    base["generator_name"] = record.get("generator_name") or record.get("generator")  # the registered name
-    base["args"] = json.dumps(record["args"], sort_keys=True) if record.get("args") else ""
-    base["replicate"] = record.get("replicate") or _default_replicate(base["generator_name"])
-    cost = record.get("cost") or {}
-    base.update({c: cost.get(c) for c in COST_COLUMNS})
+    base: dict[str, Any] = {c: getattr(record, c, None) for c in POINT_COLUMNS}
+    base["run"] = record.run or run
+    base["generator_name"] = record.name  # the registered name
+    base["args"] = json.dumps(record.args, sort_keys=True) if record.args else ""
+    base["replicate"] = record.replicate or _default_replicate(record.name if record.generator else None)
+    cost = record.cost
+    base.update({c: getattr(cost, c) for c in COST_COLUMNS})
     base.update({
-        "git_commit": (record.get("provenance") or {}).get("git_commit"),
-        "started_at": record.get("started_at"),
-        "wall_s": record.get("wall_s"),
-        "nll_kind": record.get("nll_kind"),
-        "spec_hash": record.get("spec_hash"),
-        "timing_mode": (record.get("timing") or {}).get("mode", "contiguous"),
-        "timing_noisy": bool((record.get("timing") or {}).get("noisy", False)),
+        "git_commit": record.provenance.get("git_commit"),
+        "started_at": record.started_at,
+        "wall_s": record.wall_s,
+        "nll_kind": record.nll_kind,
+        "spec_hash": record.spec_hash,
+        "timing_mode": record.timing_mode,
+        "timing_noisy": bool(record.timing.noisy),
     })
-    values = {**(record.get("metrics") or {}), **{k: cost.get(k) for k in ("latency_s", "nfe", "flops", "peak_mem_bytes")}}
+    values = {**record.metrics}
+    for m, fl in record.floors.items():
+        values[m + FLOOR_SUFFIX], values[m + FLOOR_SD_SUFFIX] = fl.mean, fl.sd
+    values.update({k: getattr(cost, k) for k in ("latency_s", "nfe", "flops", "peak_mem_bytes")})
     rows = []
     for name, value in values.items():
         spec = METRICS.get(name)
         rows.append({**base, "metric": name, "value": value if value is not None else float("nan"),
                      "better": spec.better if spec else "lower", "kind": spec.kind if spec else "quality"})
-    for name, value in (record.get("diagnostics") or {}).items():
+    for name, value in (record.diagnostics or {}).items():
         rows.append({**base, "metric": name, "value": float(value), "better": None, "kind": "diagnostic"})
     if not rows:  # a failed point still appears once, so failures are visible in the table
         rows.append({**base, "metric": None, "value": float("nan"), "better": None, "kind": None})
@@ -298,7 +281,7 @@ def load_results(paths: str | Path | Iterable[str | Path], include_failed: bool 
     rows: list[dict[str, Any]] = []
     for d in run_dirs(paths):
         for rec in latest_records(d).values():
-            if include_failed or rec.get("status") == "ok":
+            if include_failed or rec.ok:
                 rows.extend(record_rows(rec, d.name))
     columns = POINT_COLUMNS + ["metric", "value", "better", "kind"] + COST_COLUMNS + PROVENANCE_COLUMNS
     df = pd.DataFrame(rows, columns=columns)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from scalebench.record import FLOOR_SD_SUFFIX, FLOOR_SUFFIX
+
 KEYS = ["generator", "sampler", "S", "K"]
 SHOWN = ["fid", "precision", "recall", "memorisation", "ref_nll", "test_nll", "nfe", "flops", "latency_s",
          "peak_mem_bytes"]
@@ -16,10 +18,10 @@ def floors(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     ok = df[(df["status"] == "ok") & df["metric"].notna()]
     out = {}
     for m in ok["metric"].unique():
-        if m.endswith("_floor"):
-            base = m[: -len("_floor")]
+        if m.endswith(FLOOR_SUFFIX):
+            base = m[: -len(FLOOR_SUFFIX)]
             mean = ok.loc[ok["metric"] == m, "value"].mean()
-            sd = ok.loc[ok["metric"] == f"{base}_floor_sd", "value"].mean()
+            sd = ok.loc[ok["metric"] == base + FLOOR_SD_SUFFIX, "value"].mean()
             out[base] = (float(mean), 0.0 if pd.isna(sd) else float(sd))
     return out
 

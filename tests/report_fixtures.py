@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from scalebench.results import MANIFEST, SCHEMA_VERSION, RecordWriter
+from scalebench.record import SCHEMA_VERSION
+from scalebench.results import MANIFEST, RecordWriter
 
 XSS = "<script>alert(1)</script>"
 # emoji blocks (✅ U+2705, ❌ U+274C, ✓…, 🟢 …): the report must not need an emoji font
@@ -43,7 +44,7 @@ def make_record(generator: str, S: int, K: int, seed: int, metrics: dict[str, fl
     steps = S * K
     lat = latency_s if latency_s is not None else 1e-4 * steps * (1 + 0.02 * seed)
     rec: dict[str, Any] = {
-        "schema": SCHEMA_VERSION, "point_id": f"{run}:{generator}:{sampler}:S{S}:K{K}:s{seed}",
+        "schema": 1, "point_id": f"{run}:{generator}:{sampler}:S{S}:K{K}:s{seed}",
         "spec_hash": "deadbeef", "run": run, "generator": generator, "sampler": sampler,
         "family": family or generator, "category": category, "outer": outer, "likelihood": "none",
         "dataset": "digits", "S": S, "K": K, "seed": seed, "n": 64, "batch_size": 32, "device": "cpu",

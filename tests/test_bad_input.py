@@ -403,7 +403,7 @@ def test_plugins_that_cannot_import_do_not_stop_others(tmp_path: Path) -> None:
     listing = cli_subprocess(["list"], tmp_path, site)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
-    assert [r["generator"] for r in iter_records(tmp_path / "run")] == ["gated"]
+    assert [r.generator for r in iter_records(tmp_path / "run")] == ["gated"]
     out, err = listing.communicate(timeout=120)
     assert listing.returncode == 0, err
     assert "cannot import: it called sys.exit(3)" in out and "cannot import: ModuleNotFoundError" in out
@@ -451,8 +451,8 @@ def test_two_runs_at_once_one_runs_one_exits_2_and_wait_waits(tmp_path: Path) ->
     assert winner.returncode == 0 and "0 already done, 4 run" in " ".join(out1.split()), err1
     assert waiter.returncode == 0 and "4 already done, 0 run" in " ".join(out3.split()), err3
     recs = list(iter_records(run_dir))  # interleaved timing: per point, a pending then a completed record
-    assert sorted(r["timing"]["mode"] for r in recs) == ["interleaved"] * 4 + ["pending"] * 4
-    assert len({r["point_id"] for r in recs}) == 4
+    assert sorted(r.timing.mode for r in recs) == ["interleaved"] * 4 + ["pending"] * 4
+    assert len({r.point_id for r in recs}) == 4
     assert not (run_dir / LOCK_NAME).exists()
 
 
@@ -482,7 +482,7 @@ def test_disk_full_mid_sweep_then_resume(tmp_path: Path, monkeypatch: pytest.Mon
     assert "Traceback" not in res.output
     raw = (run_dir / POINTS).read_bytes()
     assert raw.startswith(("\n".join(written) + "\n").encode())  # earlier records intact
-    assert [r["point_id"] for r in iter_records(run_dir)] == [json.loads(w)["point_id"] for w in written]
+    assert [r.point_id for r in iter_records(run_dir)] == [json.loads(w)["point_id"] for w in written]
     assert not (run_dir / LOCK_NAME).exists()
 
     monkeypatch.setattr(results, "_append_line", real)  # space is back

@@ -97,10 +97,10 @@ def test_third_party_generator_via_entry_point(tmp_path) -> None:
                          env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     recs = list(iter_records(tmp_path / "run"))
-    assert [r["generator"] for r in recs] == ["plugin-noise"] and recs[0]["status"] == "ok"
-    identity = recs[0]["identity"]
+    assert [r.generator for r in recs] == ["plugin-noise"] and recs[0].status == "ok"
+    identity = recs[0].identity
     assert "external" not in json.dumps(identity) and len(identity["code"]) == 12  # the plugin's source hash
-    assert recs[0]["cost"]["nfe_measured"] == 1
+    assert recs[0].cost.nfe_measured == 1
     chk = subprocess.run([*cli, "check", "plugin-noise"], env=env, capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
     assert chk.stdout.count("PASS plugin-noise") == 8 and "FAIL" not in chk.stdout

@@ -114,14 +114,14 @@ def test_sound_double_passes_and_cli_exit_codes() -> None:
 def test_nfe_mismatch_is_recorded_not_hidden(tmp_path) -> None:
     spec = parse_spec(toy_spec(generators=[{"name": "nfe-liar", "K": [1, 3]}, {"name": "ok-double", "K": [3]}]))
     run_sweep(spec, tmp_path / "run", progress=False)
-    recs = {(r["generator"], r["K"]): r for r in iter_records(tmp_path / "run")}
+    recs = {(r.generator, r.K): r for r in iter_records(tmp_path / "run")}
     liar = recs[("nfe-liar", 3)]
-    assert liar["status"] == "ok"
-    assert (liar["cost"]["nfe_declared"], liar["cost"]["nfe_measured"]) == (4, 3)
-    assert liar["warnings"] and "declared 4 but counted [3]" in liar["warnings"][0]
+    assert liar.status == "ok"
+    assert (liar.cost.nfe_declared, liar.cost.nfe_measured) == (4, 3)
+    assert liar.warnings and "declared 4 but counted [3]" in liar.warnings[0]
     ok = recs[("ok-double", 3)]
-    assert ok["cost"]["nfe"] == ok["cost"]["nfe_measured"] == 3 and ok["warnings"] == []
-    assert all(c == 3 for c in ok["timing"]["calls"]) and len(ok["timing"]["calls"]) == ok["timing"]["repeats"]
+    assert ok.cost.nfe == ok.cost.nfe_measured == 3 and ok.warnings == []
+    assert all(c == 3 for c in ok.timing.calls) and len(ok.timing.calls) == ok.timing.repeats
 
 
 def test_threads_and_peak_memory_in_records_and_manifest(tmp_path) -> None:
@@ -129,12 +129,12 @@ def test_threads_and_peak_memory_in_records_and_manifest(tmp_path) -> None:
                                generators=[{"name": "ok-double", "K": [2]}, {"name": "ok-double", "K": [2],
                                                                               "batch_size": 20, "samples": 20}]))
     run_sweep(spec, tmp_path / "run", progress=False)
-    recs = sorted(latest_records(tmp_path / "run").values(), key=lambda r: r["batch_size"])
-    assert [r["threads"] for r in recs] == [1, 1] and read_manifest(tmp_path / "run")["threads"] == 1
-    small, big = (r["cost"]["peak_mem_bytes"] for r in recs)
+    recs = sorted(latest_records(tmp_path / "run").values(), key=lambda r: r.batch_size)
+    assert [r.threads for r in recs] == [1, 1] and read_manifest(tmp_path / "run")["threads"] == 1
+    small, big = (r.cost.peak_mem_bytes for r in recs)
     assert small > 0 and big > small  # per batch, not the process's lifetime high-water mark
-    assert "storage" in recs[0]["cost"]["peak_mem_kind"]
-    assert recs[0]["calibration_s"] > 0
+    assert "storage" in recs[0].cost.peak_mem_kind
+    assert recs[0].calibration_s > 0
     ids = {p.point_id for p in expand(spec)}
     assert not ids & {p.point_id for p in expand(parse_spec(toy_spec(
         threads=2, batch_size=10, generators=[{"name": "ok-double", "K": [2]}])))}
@@ -298,8 +298,8 @@ def test_garbage_samples_fail_the_point_naming_the_rule(tmp_path, kind: str, rul
     spec = parse_spec(toy_spec(metrics=["fid"], generators=[{"name": name, "K": [1]}]))
     res = run_sweep(spec, tmp_path / "run", progress=False)
     (rec,) = list(iter_records(tmp_path / "run"))
-    assert res.failed == 1 and rec["status"] == "failed" and rec["metrics"] == {}
-    assert f"(rule: {rule})" in rec["error"] and name in rec["error"]
+    assert res.failed == 1 and rec.status == "failed" and rec.metrics == {}
+    assert f"(rule: {rule})" in rec.error and name in rec.error
 
 
 def test_flops_are_cached_on_disk_across_processes(tmp_path, monkeypatch) -> None:
@@ -314,4 +314,4 @@ def test_flops_are_cached_on_disk_across_processes(tmp_path, monkeypatch) -> Non
     run_sweep(parse_spec({**spec, "generators": [{"name": "ok-double", "K": [5], "seeds": [1]}]}),
               tmp_path / "b", progress=False)
     (second,) = list(iter_records(tmp_path / "b"))
-    assert second["status"] == "ok" and second["cost"]["flops"] == first["cost"]["flops"]
+    assert second.status == "ok" and second.cost.flops == first.cost.flops

@@ -9,6 +9,7 @@ import pytest
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.generators import GENERATORS
 from scalebench.registry import Registry, RegistryError
+from scalebench.record import Record
 from scalebench.results import POINTS, RecordWriter, decode_preview, iter_records, latest_records, load_results
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep
@@ -80,10 +81,10 @@ def test_failing_points_are_recorded_and_sweep_goes_on(tmp_path) -> None:
     spec = parse_spec(toy_spec(generators=[{"name": "toy", "samplers": ["a"], "K": [13, 7, 3]}]))
     res = run_sweep(spec, tmp_path / "run", progress=False)
     assert (res.ran, res.failed) == (3, 2)
-    recs = {r["K"]: r for r in iter_records(tmp_path / "run")}
-    assert recs[13]["status"] == "failed" and "unlucky K" in recs[13]["error"]
-    assert recs[7]["status"] == "failed" and "NaN" in recs[7]["error"]
-    assert recs[3]["status"] == "ok" and recs[3]["cost"]["nfe"] == 3
+    recs = {r.K: r for r in iter_records(tmp_path / "run")}
+    assert recs[13].status == "failed" and "unlucky K" in recs[13].error
+    assert recs[7].status == "failed" and "NaN" in recs[7].error
+    assert recs[3].status == "ok" and recs[3].cost.nfe == 3
     # failed points are retried on resume; the ok one is not
     again = run_sweep(spec, tmp_path / "run", progress=False)
     assert (again.skipped, again.ran) == (1, 2)
@@ -92,18 +93,19 @@ def test_failing_points_are_recorded_and_sweep_goes_on(tmp_path) -> None:
 def test_record_contents_timing_and_cost(tmp_path) -> None:
     run_sweep(parse_spec(toy_spec(timing=INTERLEAVED)), tmp_path / "run", progress=False)
     rec = next(iter(latest_records(tmp_path / "run").values()))
-    t = rec["timing"]
-    assert t["mode"] == "interleaved" and t["rounds"] == len(t["samples_s"]) == 7 and isinstance(t["order_seed"], int)
-    assert len(t["positions"]) == 7 and t["noisy"] is False
+    t = rec.timing
+    assert t.mode == "interleaved" and t.rounds == len(t.samples_s) == 7 and isinstance(t.order_seed, int)
+    assert len(t.positions) == 7 and t.noisy is False
+    written = rec.to_json()
     for key in ("point_id", "spec_hash", "generator", "sampler", "S", "K", "seed", "n", "batch_size", "device",
-                "dtype", "provenance", "started_at", "ended_at", "status", "timing", "cost"):
-        assert key in rec
-    assert rec["timing"]["repeats"] >= 2 and len(rec["timing"]["per_sample_s"]) == rec["timing"]["repeats"]
-    cost = rec["cost"]
-    assert cost["latency_p10_s"] <= cost["latency_s"] <= cost["latency_p90_s"]
-    assert cost["flops"] == pytest.approx(2 * 64 * 64 * rec["K"], rel=0.01)  # one Linear(64,64) per step
-    assert decode_preview(rec["preview"]).shape == (16, 1, 8, 8)
-    assert rec["provenance"]["versions"]["torch"]
+                "dtype", "provenance", "started_at", "ended_at", "status", "timing", "cost", "floors", "schema"):
+        assert key in written
+    assert rec.timing.repeats >= 2 and len(rec.timing.per_sample_s) == rec.timing.repeats
+    cost = rec.cost
+    assert cost.latency_p10_s <= cost.latency_s <= cost.latency_p90_s
+    assert cost.flops == pytest.approx(2 * 64 * 64 * rec.K, rel=0.01)  # one Linear(64,64) per step
+    assert decode_preview(rec.preview).shape == (16, 1, 8, 8)
+    assert rec.provenance["versions"]["torch"]
 
 
 def test_torn_last_line_is_tolerated(tmp_path) -> None:
@@ -112,20 +114,20 @@ def test_torn_last_line_is_tolerated(tmp_path) -> None:
     with open(run_dir / POINTS, "a") as f:
         f.write('{"point_id": "torn", "stat')
     assert len(list(iter_records(run_dir))) == 2
-    RecordWriter(run_dir).append({"point_id": "x", "status": "ok", "schema": 1})
-    assert [r["point_id"] for r in iter_records(run_dir)][-1] == "x"
+    RecordWriter(run_dir).append(Record(point_id="x", status="ok"))
+    assert [r.point_id for r in iter_records(run_dir)][-1] == "x"
 
 
 def test_determinism_same_seed_same_samples(tmp_path) -> None:
     spec = parse_spec(toy_spec())
     run_sweep(spec, tmp_path / "a", progress=False)
     run_sweep(spec, tmp_path / "b", progress=False)
-    a = {r["point_id"]: r["preview"]["data"] for r in iter_records(tmp_path / "a")}
-    b = {r["point_id"]: r["preview"]["data"] for r in iter_records(tmp_path / "b")}
+    a = {r.point_id: r.preview["data"] for r in iter_records(tmp_path / "a")}
+    b = {r.point_id: r.preview["data"] for r in iter_records(tmp_path / "b")}
     assert a == b
     other = parse_spec(toy_spec(seeds=[1]))
     run_sweep(other, tmp_path / "c", progress=False)
-    c = [r["preview"]["data"] for r in iter_records(tmp_path / "c")]
+    c = [r.preview["data"] for r in iter_records(tmp_path / "c")]
     assert set(c).isdisjoint(a.values())
 
 

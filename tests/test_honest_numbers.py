@@ -120,5 +120,5 @@ def test_copier_in_a_sweep_records_floors(tmp_path) -> None:
                                generators=[{"name": "copier"}]))
     run_sweep(spec, tmp_path / "run", progress=False)
     (rec,) = list(iter_records(tmp_path / "run"))
-    assert rec["status"] == "ok" and rec["metrics"]["memorisation"] == 1.0
-    assert np.isfinite(rec["metrics"]["fid_floor"]) and rec["metrics"]["fid_floor_sd"] > 0
+    assert rec.status == "ok" and rec.metrics["memorisation"] == 1.0
+    assert np.isfinite(rec.floors["fid"].mean) and rec.floors["fid"].sd > 0

@@ -16,26 +16,26 @@ FOUR = [{"name": "toy", "samplers": ["a"], "K": [1, 2, 3, 4]}]
 
 
 def _latest(run_dir) -> list[dict]:
-    return sorted(latest_records(run_dir).values(), key=lambda r: r["K"])
+    return sorted(latest_records(run_dir).values(), key=lambda r: r.K)
 
 
 def test_each_round_visits_every_point_once_in_a_seeded_shuffle(tmp_path) -> None:
     spec = parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED))
     run_sweep(spec, tmp_path / "a", progress=False)
     recs = _latest(tmp_path / "a")
-    rounds = [[r["timing"]["positions"][i] for r in recs] for i in range(spec.timing.rounds)]
+    rounds = [[r.timing.positions[i] for r in recs] for i in range(spec.timing.rounds)]
     assert all(sorted(o) == [0, 1, 2, 3] for o in rounds)  # a permutation: every point, once
     assert len({tuple(o) for o in rounds}) > 1  # shuffled, not one fixed order
-    assert {r["timing"]["order_seed"] for r in recs} == {spec.timing_order_seed()}
+    assert {r.timing.order_seed for r in recs} == {spec.timing_order_seed()}
     run_sweep(spec, tmp_path / "b", progress=False)
-    assert [r["timing"]["positions"] for r in _latest(tmp_path / "b")] == [r["timing"]["positions"] for r in recs]
+    assert [r.timing.positions for r in _latest(tmp_path / "b")] == [r.timing.positions for r in recs]
 
 
 def test_contiguous_mode_times_each_point_in_one_block(tmp_path) -> None:
     run_sweep(parse_spec(toy_spec(generators=FOUR, timing={"mode": "contiguous", "min_duration_s": 0})), tmp_path / "run", progress=False)
     recs = list(iter_records(tmp_path / "run"))
-    assert len(recs) == 4 and {r["timing"]["mode"] for r in recs} == {"contiguous"}
-    assert all(r["cost"]["latency_s"] > 0 for r in recs)
+    assert len(recs) == 4 and {r.timing.mode for r in recs} == {"contiguous"}
+    assert all(r.cost.latency_s > 0 for r in recs)
 
 
 def test_interrupted_timing_keeps_quality_and_resume_only_retimes(tmp_path, monkeypatch) -> None:
@@ -48,8 +48,8 @@ def test_interrupted_timing_keeps_quality_and_resume_only_retimes(tmp_path, monk
     r1 = run_sweep(spec, tmp_path / "run", progress=False)
     assert r1.interrupted
     pending = _latest(tmp_path / "run")
-    assert [r["timing"]["mode"] for r in pending] == ["pending"] * 4
-    assert all("latency_s" not in r["cost"] and r["status"] == "ok" for r in pending)
+    assert [r.timing.mode for r in pending] == ["pending"] * 4
+    assert all(r.cost.latency_s is None and r.status == "ok" for r in pending)
     monkeypatch.undo()
 
     def no_quality_pass(point):
@@ -59,9 +59,9 @@ def test_interrupted_timing_keeps_quality_and_resume_only_retimes(tmp_path, monk
     r2 = run_sweep(spec, tmp_path / "run", progress=False)
     assert (r2.interrupted, r2.failed) == (False, 0)
     done = _latest(tmp_path / "run")
-    assert [r["timing"]["mode"] for r in done] == ["interleaved"] * 4
-    assert [r["preview"] for r in done] == [r["preview"] for r in pending]
-    assert all(r["cost"]["latency_s"] > 0 for r in done)
+    assert [r.timing.mode for r in done] == ["interleaved"] * 4
+    assert [r.preview for r in done] == [r.preview for r in pending]
+    assert all(r.cost.latency_s > 0 for r in done)
     assert run_sweep(spec, tmp_path / "run", progress=False).ran == 0  # finished: nothing left
 
 
@@ -88,10 +88,10 @@ def test_a_planted_slow_round_is_flagged_noisy(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(measure, "_sampler", slow_once)
     monkeypatch.setattr(measure, "time_rounds", rounds)
     run_sweep(parse_spec(toy_spec(generators=FOUR, timing={**INTERLEAVED, "min_repeats": 1})), tmp_path / "run", progress=False)
-    recs = {r["K"]: r for r in _latest(tmp_path / "run")}
-    assert recs[3]["timing"]["noisy"] is True and any("noisy" in w for w in recs[3]["warnings"])
-    assert [recs[k]["timing"]["noisy"] for k in (1, 2, 4)] == [False] * 3
-    assert max(recs[3]["timing"]["samples_s"]) >= 0.1 and recs[3]["cost"]["latency_s"] < 0.01
+    recs = {r.K: r for r in _latest(tmp_path / "run")}
+    assert recs[3].timing.noisy is True and any("noisy" in w for w in recs[3].warnings)
+    assert [recs[k].timing.noisy for k in (1, 2, 4)] == [False] * 3
+    assert max(recs[3].timing.samples_s) >= 0.1 and recs[3].cost.latency_s < 0.01
     from scalebench.results import load_results
     from scalebench.summary import summary_frame
 
@@ -123,6 +123,6 @@ def test_steady_allocator_is_a_recorded_setting(tmp_path) -> None:
         parse_spec(toy_spec(timing={**toy_spec()["timing"], "steady_allocator": 1}))
     run_sweep(on, tmp_path / "on", progress=False)
     rec = list(iter_records(tmp_path / "on"))[-1]
-    assert rec["allocator"]["steady"] is True and rec["allocator"]["trim_threshold"] == 1 << 30
+    assert rec.allocator["steady"] is True and rec.allocator["trim_threshold"] == 1 << 30
     run_sweep(off, tmp_path / "off", progress=False)
-    assert list(iter_records(tmp_path / "off"))[-1]["allocator"]["steady"] is False
+    assert list(iter_records(tmp_path / "off"))[-1].allocator["steady"] is False

@@ -119,7 +119,7 @@ def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGener
                   fingerprint=fingerprint_of(identity), threads=torch.get_num_threads(),
                   identity=tuple(sorted(identity.items())))
     rec = execute_point(point)
-    assert rec["status"] == "ok", rec["error"]
+    assert rec.status == "ok", rec.error
     rng, batches = seeded_rng(0), []
     for size in (4, 4, 2):  # the batches draw() made from the seed's generator, in order
         start = rng.get_state()
@@ -127,10 +127,10 @@ def test_diagnostics_reach_the_record_and_the_tidy_table(gen: jacobi.JacobiGener
         again = torch.Generator()
         again.set_state(start)
         batches.append((size, gen.diagnostics(x, Budget(S=64, K=4), again)))
-    assert rec["diagnostics"] == mean_diagnostics(batches)
-    assert set(rec["diagnostics"]) == {"exact_match", "token_match", "iterations_until_unchanged"}
+    assert rec.diagnostics == mean_diagnostics(batches)
+    assert set(rec.diagnostics) == {"exact_match", "token_match", "iterations_until_unchanged"}
     rows = [r for r in record_rows(rec, "run") if r["kind"] == "diagnostic"]
-    assert {r["metric"]: r["value"] for r in rows} == rec["diagnostics"] and all(r["better"] is None for r in rows)
+    assert {r["metric"]: r["value"] for r in rows} == rec.diagnostics and all(r["better"] is None for r in rows)
 
 
 # ---------------------------------------------------------------- quality on the shipped checkpoint

@@ -141,7 +141,7 @@ def test_reference_cache_created_keyed_and_reused(ds: Digits, monkeypatch: pytes
 
     # reuse: a fresh process (empty memo) reads the file and never runs the net on real data
     monkeypatch.setattr(fid_mod, "_MEMO", {})
-    monkeypatch.setattr(fid_mod, "feature_extractor", lambda device: pytest.fail("recomputed"))
+    monkeypatch.setattr(fid_mod, "extractor_for", lambda dataset, device: pytest.fail("recomputed"))
     again = reference_features(ds, "train")
     assert torch.equal(again, feats)
 

@@ -16,7 +16,7 @@ SPEC = {
 
 
 def _by_point(run_dir):
-    return {r["point_id"]: r for r in iter_records(run_dir)}
+    return {r.point_id: r for r in iter_records(run_dir)}
 
 
 def test_same_seed_identical_samples_and_metrics(tmp_path) -> None:
@@ -27,20 +27,20 @@ def test_same_seed_identical_samples_and_metrics(tmp_path) -> None:
     assert a.keys() == b.keys() and len(a) == 4
     for pid, ra in a.items():
         rb = b[pid]
-        assert ra["status"] == rb["status"] == "ok", ra["error"]
-        assert ra["preview"] == rb["preview"]
-        assert ra["metrics"] == rb["metrics"]
-        assert ra["cost"]["flops"] == rb["cost"]["flops"] and ra["cost"]["nfe"] == rb["cost"]["nfe"]
-    gpt64 = next(r for r in a.values() if r["generator"] == "gpt" and r["S"] == 64)
-    gpt16 = next(r for r in a.values() if r["generator"] == "gpt" and r["S"] == 16)
-    assert gpt64["nll_kind"] == "exact" and 1.0 < gpt64["metrics"]["test_nll"] < 2.5
-    assert "test_nll" not in gpt16["metrics"]  # an r×r model has no 8×8 bits/dim
-    ddim = next(r for r in a.values() if r["sampler"] == "ddim")
-    assert ddim["nll_kind"] == "bound" and ddim["metrics"]["test_nll"] > 0
-    assert gpt64["metrics"]["fid"] < gpt16["metrics"]["fid"]
+        assert ra.status == rb.status == "ok", ra.error
+        assert ra.preview == rb.preview
+        assert ra.metrics == rb.metrics and ra.floors == rb.floors
+        assert ra.cost.flops == rb.cost.flops and ra.cost.nfe == rb.cost.nfe
+    gpt64 = next(r for r in a.values() if r.generator == "gpt" and r.S == 64)
+    gpt16 = next(r for r in a.values() if r.generator == "gpt" and r.S == 16)
+    assert gpt64.nll_kind == "exact" and 1.0 < gpt64.metrics["test_nll"] < 2.5
+    assert "test_nll" not in gpt16.metrics  # an r×r model has no 8×8 bits/dim
+    ddim = next(r for r in a.values() if r.sampler == "ddim")
+    assert ddim.nll_kind == "bound" and ddim.metrics["test_nll"] > 0
+    assert gpt64.metrics["fid"] < gpt16.metrics["fid"]
     df = load_results(tmp_path / "a")
     assert set(df["metric"]) >= {"fid", "kid", "ref_nll", "diversity", "test_nll", "latency_s", "nfe", "flops"}
     other = run_sweep(parse_spec({**SPEC, "seeds": [1]}), tmp_path / "c", progress=False)
     assert other.failed == 0
     c = list(iter_records(tmp_path / "c"))
-    assert {r["preview"]["data"] for r in c}.isdisjoint({r["preview"]["data"] for r in a.values()})
+    assert {r.preview["data"] for r in c}.isdisjoint({r.preview["data"] for r in a.values()})

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalebench.cli import app
+from scalebench.record import Record
 from scalebench.results import MANIFEST, POINTS, RecordWriter, iter_records, load_results, read_manifest
 from scalebench.sweep.lock import LOCK_NAME, Holder, RunLock, RunLocked
 from scalebench.sweep.runner import run_sweep
@@ -133,7 +134,7 @@ def test_lines_that_are_not_records_are_skipped_with_file_and_line(finished: Pat
     with caplog.at_level(logging.WARNING):
         recs = list(iter_records(finished))
         df = load_results(finished)
-    assert len(recs) == 2 and set(df["point_id"]) == {r["point_id"] for r in recs}
+    assert len(recs) == 2 and set(df["point_id"]) == {r.point_id for r in recs}
     assert f"{finished / POINTS}:3 {why}; skipped" in caplog.text
 
 
@@ -213,5 +214,5 @@ def test_next_append_compacts(finished: Path) -> None:
 
 def test_writer_terminates_a_valid_last_line_without_newline(tmp_path: Path) -> None:
     (tmp_path / POINTS).write_text('{"point_id": "a", "status": "ok"}')
-    RecordWriter(tmp_path).append({"point_id": "b", "status": "ok"})
-    assert [r["point_id"] for r in iter_records(tmp_path)] == ["a", "b"]
+    RecordWriter(tmp_path).append(Record(point_id="b", status="ok"))
+    assert [r.point_id for r in iter_records(tmp_path)] == ["a", "b"]

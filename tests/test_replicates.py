@@ -22,6 +22,7 @@ from scalebench.cli import app
 from scalebench.errors import UsageError
 from scalebench.generators import default_checkpoint, load_generator
 from scalebench.methods import diffusion
+from scalebench.record import Record
 from scalebench.results import load_results, record_rows
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep
@@ -169,7 +170,7 @@ def test_table_has_a_replicate_column(tmp_zoo: Path, tmp_path: Path) -> None:
     assert lat.loc["diffusion", "point_id"] != lat.loc["diffusion-r1", "point_id"]
     # records written before replicates existed: the generator's own checkpoint (jacobi samples gpt's)
     old = {"point_id": "x", "status": "ok", "generator": "jacobi", "metrics": {"fid": 1.0}}
-    assert {r["replicate"] for r in record_rows(old, "run")} == {"gpt"}
+    assert {r["replicate"] for r in record_rows(Record.from_json(old), "run")} == {"gpt"}
     labelled = {**old, "generator": "my-diffusion", "generator_name": "diffusion"}
-    assert {r["replicate"] for r in record_rows(labelled, "run")} == {"diffusion"}
+    assert {r["replicate"] for r in record_rows(Record.from_json(labelled), "run")} == {"diffusion"}
     assert default_checkpoint("toy") == "toy"  # no zoo checkpoint: its own name

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from scalebench.data.base import SampleForm
+from scalebench.metrics import QUALITY_METRICS
 
 LEVELS = 17  # grey levels 0..16
 SIDE = 8
@@ -87,8 +88,7 @@ class Digits:
     name = "digits"
     form = SampleForm(shape=(1, SIDE, SIDE), dtype="float", levels=LEVELS,
                       description="floats in [0, 1], N×1×8×8, on the 17-level grid")
-    metrics = ("fid", "kid", "ref_nll", "diversity", "precision", "recall", "memorisation",
-               "memorisation_feat", "test_nll")
+    metrics = QUALITY_METRICS  # every registered quality metric applies to the digits
     generator_split = "train"
     reference_split = "reference"
 

@@ -248,10 +248,10 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
             if on_run:
                 on_run(info)
     for d in sorted((out / "baseline").glob("round-*")):
-        bad = [rec for rec in latest_records(d).values() if rec.get("status") != "ok"]
+        bad = [rec for rec in latest_records(d).values() if not rec.ok]
         if bad:
-            raise AbError(f"the baseline {rev} cannot run {bad[0].get('generator')}/{bad[0].get('sampler')} "
-                          f"S={bad[0].get('S')} K={bad[0].get('K')}: {bad[0].get('error')}; "
+            raise AbError(f"the baseline {rev} cannot run {bad[0].generator}/{bad[0].sampler} "
+                          f"S={bad[0].S} K={bad[0].K}: {bad[0].error}; "
                           "compare against a revision that can")
     report = compare_runs([out / "baseline"], [out / "candidate"], thresholds, alpha, normalize)
     meta["wall_s"] = round(time.perf_counter() - t0, 2)

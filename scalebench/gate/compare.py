@@ -35,27 +35,18 @@ from scalebench.gate.stats import (
 )
 from scalebench.gate.thresholds import CompareError, Thresholds
 
-# The data floor of metric m travels in records as metrics["m_floor"] / ["m_floor_sd"]: shown, never gated.
-FLOOR_SUFFIXES = ("_floor_sd", "_floor")
-
 
 def _row(m: Match, metric: str, b: float | None, c: float | None, d: Decision, threshold: float | None) -> Row:
     r = m.baseline.record
     def clean(v: float | None) -> float | None:
         return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
-    return Row(point=m.baseline.label, generator=str(r.get("generator")), sampler=str(r.get("sampler")),
-               S=r.get("S"), K=r.get("K"), seed=r.get("seed"), metric=metric, baseline=clean(b),
+    return Row(point=m.baseline.label, generator=str(r.generator), sampler=str(r.sampler),
+               S=r.S, K=r.K, seed=r.seed, metric=metric, baseline=clean(b),
                candidate=clean(c), ratio=clean(d.ratio), p_value=d.p_value, test=d.test, threshold=threshold,
                verdict=d.verdict, note=d.note, matched_by=m.by, baseline_id=m.baseline.point_id,
-               candidate_id=m.candidate.point_id, device=r.get("device"),
+               candidate_id=m.candidate.point_id, device=r.device,
                p_raw=d.p_raw if d.p_raw is not None else d.p_value)
-
-
-def _is_floor(metric: str) -> bool:
-    from scalebench.metrics import METRICS
-
-    return any(metric.endswith(s) and metric[: -len(s)] in METRICS for s in FLOOR_SUFFIXES)
 
 
 def _latency_row(m: Match, placeholder: Row, d: Decision, t: LatencyTest) -> Row:
@@ -77,7 +68,7 @@ def _matched_rows(m: Match, thresholds: Thresholds, alpha: float) -> tuple[list[
         err = b.errors[-1] if b.errors else "failed"
         return [_row(m, "status", None, None, Decision("improvement", math.nan, note=f"failed in the baseline: {err}"),
                      None)], None, math.nan
-    thr = thresholds.for_generator(str(b.record.get("generator")))
+    thr = thresholds.for_generator(str(b.record.generator))
     test = latency_test(b.samples, c.samples, b.latency, c.latency, b.run_latency, c.run_latency)
     partial = [f"{s.ok_runs}/{len(s.runs)} runs ok in the {name}" for name, s in (("baseline", b), ("candidate", c))
                if s.ok_runs < len(s.runs)]
@@ -92,12 +83,11 @@ def _matched_rows(m: Match, thresholds: Thresholds, alpha: float) -> tuple[list[
             rows.append(_row(m, k, b.values.get(k), c.values.get(k),
                              Decision("info", math.nan, note=f"only in the {only}"), None))
             continue
-        if _is_floor(k):
-            rows.append(_row(m, k, b.values[k], c.values[k], Decision(
-                "info", ratio_of(b.values[k], c.values[k]), note="data floor: shown, not gated"), None))
-            continue
         d = metric_decision(k, b.values[k], c.values[k])
         rows.append(_row(m, k, b.values[k], c.values[k], d, METRICS[k].rel_tolerance if k in METRICS else None))
+    for k in sorted(b.floors.keys() & c.floors.keys()):  # a metric's data floor (its mean)
+        rows.append(_row(m, k, b.floors[k], c.floors[k], Decision(
+            "info", ratio_of(b.floors[k], c.floors[k]), note="data floor: shown, not gated"), None))
     for k in INFO_COSTS:
         if k in b.values and k in c.values:
             rows.append(_row(m, k, b.values[k], c.values[k],

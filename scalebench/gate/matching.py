@@ -34,9 +34,9 @@ def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
     matches, unmatched = [], []
     for pid in sorted(base.keys() & cand.keys()):
         b, c = base[pid], cand[pid]
-        if b.record.get("device") != c.record.get("device"):  # never gate a CPU point against a CUDA one
-            why = (f"same point_id but measured on device {b.record.get('device')} in the baseline and "
-                   f"{c.record.get('device')} in the candidate; points on different devices are never compared")
+        if b.record.device != c.record.device:  # never gate a CPU point against a CUDA one
+            why = (f"same point_id but measured on device {b.record.device} in the baseline and "
+                   f"{c.record.device} in the candidate; points on different devices are never compared")
             unmatched += [Unmatched("baseline", b.label, pid, why), Unmatched("candidate", c.label, pid, why)]
         else:
             matches.append(Match(b, c, "point_id"))
@@ -48,7 +48,7 @@ def match_points(base: dict[str, PooledPoint], cand: dict[str, PooledPoint]
         rest_c[cand[pid].key].append(cand[pid])
 
     def newest(ps: list[PooledPoint]) -> PooledPoint:
-        return max(ps, key=lambda p: (p.ok, str(p.record.get("ended_at") or "")))
+        return max(ps, key=lambda p: (p.ok, str(p.record.ended_at or "")))
 
     for key in sorted(rest_b.keys() | rest_c.keys(), key=str):
         bs, cs = rest_b.get(key, []), rest_c.get(key, [])

@@ -17,6 +17,7 @@ from typing import Any
 
 from scalebench.gate.stats import finite
 from scalebench.gate.thresholds import CompareError
+from scalebench.record import FLOOR_SUFFIX, Record
 from scalebench.results import latest_records, read_manifest, run_dirs
 
 KEY_FIELDS = ("generator", "sampler", "S", "K", "seed", "n", "batch_size", "dtype", "device")
@@ -29,7 +30,7 @@ class PooledPoint:
     """One grid point of one side, pooled over the runs (rounds) that measured it."""
 
     point_id: str
-    record: dict[str, Any]  # the latest ok record (or the latest failed one): settings, labels
+    record: Record  # the latest ok record (or the latest failed one): settings, labels
     runs: list[str] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)  # per-sample seconds (or /calibration)
     run_latency: list[float] = field(default_factory=list)  # one latency per ok run, in run (round) order
@@ -37,6 +38,7 @@ class PooledPoint:
     latency_p10: float = math.nan
     latency_p90: float = math.nan
     values: dict[str, float] = field(default_factory=dict)  # quality metrics + nfe/flops/peak mem
+    floors: dict[str, float] = field(default_factory=dict)  # "<metric>_floor": the data floor's mean (shown only)
     errors: list[str] = field(default_factory=list)
     ok_runs: int = 0
 
@@ -46,12 +48,12 @@ class PooledPoint:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return tuple(self.record.get(f) for f in KEY_FIELDS) + (bool(self.record.get("compile", False)),)
+        return tuple(getattr(self.record, f) for f in KEY_FIELDS) + (self.record.compile,)
 
     @property
     def label(self) -> str:
         r = self.record
-        return f"{r.get('generator')}/{r.get('sampler')} S={r.get('S')} K={r.get('K')} seed={r.get('seed')}"
+        return f"{r.generator}/{r.sampler} S={r.S} K={r.K} seed={r.seed}"
 
 
 def _mean(xs: list[float]) -> float:
@@ -63,34 +65,37 @@ def _natural(text: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> PooledPoint:
+def _pool(point_id: str, recs: list[tuple[Record, float, str]]) -> PooledPoint:
     """Pool (record, latency scale, run name) triples of one point."""
     from scalebench.timing import percentile
 
-    ok = [(r, s, run) for r, s, run in recs if r.get("status") == "ok"]
-    latest = max((r for r, _, _ in (ok or recs)), key=lambda r: str(r.get("ended_at") or r.get("started_at") or ""))
+    ok = [(r, s, run) for r, s, run in recs if r.ok]
+    latest = max((r for r, _, _ in (ok or recs)), key=lambda r: str(r.ended_at or r.started_at or ""))
     p = PooledPoint(point_id=point_id, record=latest, runs=[run for _, _, run in recs], ok_runs=len(ok),
-                    errors=[str(r.get("error")) for r, _, _ in recs if r.get("status") != "ok"])
+                    errors=[str(r.error) for r, _, _ in recs if not r.ok])
     fallback: dict[str, list[float]] = defaultdict(list)
     values: dict[str, list[float]] = defaultdict(list)
+    floors: dict[str, list[float]] = defaultdict(list)
     for r, scale, _ in sorted(ok, key=lambda t: _natural(t[2])):
-        per_sample = (r.get("timing") or {}).get("per_sample_s") or []
-        run_samples = [float(t) / scale for t in per_sample if finite(t)]
+        run_samples = [float(t) / scale for t in r.timing.per_sample_s or [] if finite(t)]
         p.samples.extend(run_samples)
-        cost = r.get("cost") or {}
+        cost = r.cost
         if run_samples:
             p.run_latency.append(statistics.median(run_samples))
-        elif finite(cost.get("latency_s")):
-            p.run_latency.append(cost["latency_s"] / scale)
+        elif finite(cost.latency_s):
+            p.run_latency.append(cost.latency_s / scale)
         for k in ("latency_s", "latency_p10_s", "latency_p90_s"):
-            if finite(cost.get(k)):
-                fallback[k].append(cost[k] / scale)
+            if finite(getattr(cost, k)):
+                fallback[k].append(getattr(cost, k) / scale)
         for k in (*TOLERANCE_COSTS, *INFO_COSTS):
-            if finite(cost.get(k)):
-                values[k].append(float(cost[k]))
-        for k, v in (r.get("metrics") or {}).items():
+            if finite(getattr(cost, k)):
+                values[k].append(float(getattr(cost, k)))
+        for k, v in r.metrics.items():
             if finite(v):
                 values[k].append(float(v))
+        for k, fl in r.floors.items():
+            if finite(fl.mean):
+                floors[k + FLOOR_SUFFIX].append(float(fl.mean))
     if p.samples:
         p.latency = statistics.median(p.samples)
         p.latency_p10, p.latency_p90 = percentile(p.samples, 10), percentile(p.samples, 90)
@@ -98,6 +103,7 @@ def _pool(point_id: str, recs: list[tuple[dict[str, Any], float, str]]) -> Poole
         p.latency = _mean(fallback["latency_s"])
         p.latency_p10, p.latency_p90 = _mean(fallback["latency_p10_s"]), _mean(fallback["latency_p90_s"])
     p.values = {k: _mean(v) for k, v in values.items()}
+    p.floors = {k: _mean(v) for k, v in floors.items()}
     return p
 
 
@@ -107,7 +113,7 @@ def load_side(paths: Sequence[str | Path], normalize: bool = False) -> dict[str,
     With `normalize`, each run's latencies are divided by its manifest's `calibration_s`
     before pooling, so runs from different machines (or moments) become comparable.
     """
-    grouped: dict[str, list[tuple[dict[str, Any], float, str]]] = defaultdict(list)
+    grouped: dict[str, list[tuple[Record, float, str]]] = defaultdict(list)
     for d in run_dirs(paths):
         scale = 1.0
         if normalize:

@@ -16,10 +16,10 @@ from typing import Any
 
 from scalebench.history.steps import PENALTY, THRESHOLD, Step, detect_steps
 from scalebench.history.store import Entry
+from scalebench.record import Record
 from scalebench.results import latest_records
 
 KEY_FIELDS = ("generator", "sampler", "S", "K", "device", "dtype", "threads", "batch_size", "compile")
-SKIP_METRICS = ("_floor", "_floor_sd")  # a metric's data floor is not a series of its own
 
 
 @dataclass
@@ -84,21 +84,19 @@ class PointHistory:
         return [r.metrics.get(metric, math.nan) for r in self.runs]
 
 
-def _settings(rec: dict[str, Any]) -> dict[str, Any]:
-    out = {k: rec.get(k) for k in KEY_FIELDS}
-    out["compile"] = bool(rec.get("compile", False))
+def _settings(rec: Record) -> dict[str, Any]:
+    out = {k: getattr(rec, k) for k in KEY_FIELDS}
+    out["compile"] = rec.compile
     return out
 
 
-def _run(entry: Entry, rec: dict[str, Any], normalize: bool) -> Run:
-    cost = rec.get("cost") or {}
+def _run(entry: Entry, rec: Record, normalize: bool) -> Run:
     scale = 1.0
     if normalize:
-        cal = rec.get("calibration_s") or entry.calibration_s
+        cal = rec.calibration_s or entry.calibration_s
         scale = 1.0 / cal if cal else math.nan
-    lat, p10, p90 = (cost.get(k) for k in ("latency_s", "latency_p10_s", "latency_p90_s"))
-    metrics = {k: float(v) for k, v in (rec.get("metrics") or {}).items()
-               if isinstance(v, int | float) and math.isfinite(v) and not k.endswith(SKIP_METRICS)}
+    lat, p10, p90 = rec.cost.latency_s, rec.cost.latency_p10_s, rec.cost.latency_p90_s
+    metrics = {k: float(v) for k, v in rec.metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
     return Run(entry, None if lat is None else lat * scale, None if p10 is None else p10 * scale,
                None if p90 is None else p90 * scale, metrics)
 
@@ -111,7 +109,7 @@ def histories(entries: Sequence[Entry], normalize: bool = False, threshold: floa
     points: dict[tuple, PointHistory] = {}
     for e in entries:
         for rec in latest_records(e.path).values():
-            if rec.get("status") != "ok":
+            if not rec.ok:
                 continue
             st = _settings(rec)
             k = (e.machine, e.spec, *(str(st[f]) for f in KEY_FIELDS))

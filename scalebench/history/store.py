@@ -156,7 +156,7 @@ def check_run(run_dir: Path) -> dict[str, Any]:
     manifest = read_manifest(run_dir)
     if not manifest:
         raise ResultsError(f"{run_dir} has no {MANIFEST}; pass a directory written by `scalebench run`")
-    if not any(r.get("status") == "ok" for r in latest_records(run_dir).values()):
+    if not any(r.ok for r in latest_records(run_dir).values()):
         raise ResultsError(f"{run_dir} has no finished point in {POINTS}; finish the run "
                            "(`scalebench run` resumes it) before filing it")
     return manifest

@@ -42,11 +42,10 @@ def measured_noise(run_dirs: Iterable[Path]) -> Noise:
     dirs = list(run_dirs)
     for d in dirs:
         for r in latest_records(Path(d)).values():
-            c = r.get("cost") or {}
-            lat, p10, p90 = c.get("latency_s"), c.get("latency_p10_s"), c.get("latency_p90_s")
-            if r.get("status") != "ok" or not lat:
+            lat, p10, p90 = r.cost.latency_s, r.cost.latency_p10_s, r.cost.latency_p90_s
+            if not r.ok or not lat:
                 continue
-            by_point.setdefault((r["generator"], r["sampler"], r["S"], r["K"]), []).append(math.log(lat))
+            by_point.setdefault((r.generator, r.sampler, r.S, r.K), []).append(math.log(lat))
             if p10 and p90:
                 spreads.append((p90 - p10) / lat)
     groups = [np.asarray(v) for v in by_point.values() if len(v) >= 2]
@@ -118,7 +117,8 @@ def _date(i: int) -> str:
 
 def _write_run(run: Path, i: int, sha: str, series: dict[tuple[str, int, int], Series], cal: float, spec: str,
                quality: bool) -> Path:
-    from scalebench.results import MANIFEST, SCHEMA_VERSION, RecordWriter
+    from scalebench.record import SCHEMA_VERSION, Record
+    from scalebench.results import MANIFEST, RecordWriter
 
     run.mkdir(parents=True, exist_ok=True)
     (run / MANIFEST).write_text(json.dumps({
@@ -128,14 +128,14 @@ def _write_run(run: Path, i: int, sha: str, series: dict[tuple[str, int, int], S
     w = RecordWriter(run)
     for (gen, S, K), s in series.items():
         lat = float(s.median[i])
-        w.append({
+        w.append(Record.from_json({
             "schema": SCHEMA_VERSION, "point_id": f"{gen}-{S}-{K}", "spec_hash": "synthetic", "run": spec,
             "generator": gen, "sampler": "default", "S": S, "K": K, "seed": 0, "n": 32, "batch_size": 32,
             "device": "cpu", "dtype": "float32", "threads": 1, "status": "ok", "error": None,
             "metrics": {"fid": 20.0 + S + K} if quality else {},
             "cost": {"latency_s": lat, "latency_p10_s": float(s.p10[i]), "latency_p90_s": float(s.p90[i]),
                      "nfe": S * K},
-            "timing": {"per_sample_s": [lat] * 12}, "provenance": {"git_commit": sha}, "started_at": _date(i)})
+            "timing": {"per_sample_s": [lat] * 12}, "provenance": {"git_commit": sha}, "started_at": _date(i)}))
     return run
 
 

@@ -48,3 +48,14 @@ def diversity(samples: torch.Tensor, dataset: Any, device: str = "cpu", referenc
     x = dataset.quantise(samples.detach().float()).to(device)
     feats = extractor_for(dataset, device)(x).cpu()
     return mean_pairwise_distance(feats) / reference_spread(dataset, reference_split, device)
+
+
+def score(x: torch.Tensor, dataset: Any, device: str, names: list[str]) -> dict[str, float]:
+    """The registry's entry for `diversity` (`scalebench.metrics.METRICS`)."""
+    return {"diversity": diversity(x, dataset, device=device)}
+
+
+def score_features(fake: torch.Tensor, real: torch.Tensor, dataset: Any, device: str,
+                   names: list[str]) -> dict[str, float]:
+    """Diversity from features of both sides (the data floor redraws the reference)."""
+    return {"diversity": mean_pairwise_distance(fake) / mean_pairwise_distance(real)}

@@ -23,8 +23,6 @@ import numpy as np
 import torch
 
 from scalebench.atomic import atomic_write
-from scalebench.metrics.features import NAME as FEATURES_NAME
-from scalebench.metrics.features import feature_extractor
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,6 @@ def extractor_for(dataset: Any, device: str) -> Any:
     """The dataset's feature net as torchmetrics' `feature=` module (digits: the project's CNN)."""
     from scalebench.metrics import featurenets
 
-    if featurenets.net_of(dataset) == featurenets.DIGITS_CNN:
-        return feature_extractor(device)
     return featurenets.extractor(dataset, device)
 
 
@@ -59,10 +55,8 @@ def reference_key(dataset: Any, split: str) -> dict[str, Any]:
     import torchmetrics
 
     from scalebench.metrics import featurenets
-    from scalebench.zoo import checkpoint_hash
 
-    net = (checkpoint_hash(FEATURES_NAME) if featurenets.net_of(dataset) == featurenets.DIGITS_CNN
-           else featurenets.identity(dataset))
+    net = featurenets.identity(dataset)  # the digit CNN's: its checkpoint hash, as the cache always keyed it
     return {"format": CACHE_FORMAT, "dataset": dataset.fingerprint(), "split": split,
             "feature_net": net, "levels": dataset.form.levels,
             "num_features": featurenets.num_features(dataset), "torchmetrics": torchmetrics.__version__}
@@ -218,3 +212,14 @@ def gaussian_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.
     f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features,
                    dtype=np.float64)
     return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def score(x: torch.Tensor, dataset: Any, device: str, names: list[str]) -> dict[str, float]:
+    """The registry's entry for FID and KID of quantised samples (`scalebench.metrics.METRICS`)."""
+    return fid_kid(x, dataset, device=device, which=tuple(names))
+
+
+def score_features(fake: torch.Tensor, real: torch.Tensor, dataset: Any, device: str,
+                   names: list[str]) -> dict[str, float]:
+    """FID and KID from features of both sides, as the data floor redraws them (low-rank FID)."""
+    return fid_kid_features(fake, real, dataset, device, which=tuple(names), low_rank=True)

@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -43,24 +43,22 @@ log = logging.getLogger(__name__)
 
 DRAWS = 200
 FORMAT = 3
-FEATURE_FLOORS = ("fid", "kid", "precision", "recall", "diversity")
-MEMORISATION_FLOORS = ("memorisation", "memorisation_feat")
 
 
 def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
     from scalebench.codehash import measuring_code_hash
-    from scalebench.metrics import featurenets
-    from scalebench.metrics.features import NAME as FEATURES
+    from scalebench.metrics import METRICS, featurenets
     from scalebench.metrics.refnll import REFERENCE
     from scalebench.zoo import checkpoint_hash
 
+    uses = [METRICS[m] for m in metrics if m in METRICS]
     if featurenets.net_of(dataset) == featurenets.DIGITS_CNN:
-        features = checkpoint_hash(FEATURES)
+        features = featurenets.identity(dataset)  # the digit CNN's hash even when unused: caches keep their keys
     else:  # another net (Inception): its weights, when a metric uses it
-        features = (featurenets.identity(dataset) if set(metrics) & set(featurenets.FEATURE_METRICS) else "unused")
+        features = featurenets.identity(dataset) if any(m.feature_net for m in uses) else "unused"
     return {"format": FORMAT, "dataset": dataset.fingerprint(), "metrics": sorted(metrics), "n": n,
             "draws": DRAWS, "features": features,
-            "ref": checkpoint_hash(REFERENCE) if "ref_nll" in metrics else "unused",
+            "ref": checkpoint_hash(REFERENCE) if any(m.reference_model for m in uses) else "unused",
             "code": measuring_code_hash()}
 
 
@@ -71,17 +69,18 @@ def _indices(size: int, n: int, g: torch.Generator) -> torch.Tensor:
     return torch.randperm(size, generator=g)[:n]
 
 
-def _entry(values: list[float], n: int, pool: str, pool_size: int, replace: bool, scale: float = 1.0,
+def entry(values: list[float], n: int, pool: str, pool_size: int, replace: bool, scale: float = 1.0,
            **extra: Any) -> dict[str, Any]:
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) * scale, "n": n, "draws": len(values),
             "pool": pool, "pool_size": pool_size, "replace": replace, "without_replacement": not replace, **extra}
 
 
-def _feature_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
-    """FID/KID/precision/recall/diversity of n real images vs a redrawn reference, over `DRAWS` re-splits."""
-    from scalebench.metrics.diversity import mean_pairwise_distance
-    from scalebench.metrics.fid import extractor_for, fid_kid_features, reference_features
-    from scalebench.metrics.precision_recall import precision_recall_features
+def feature_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
+    """Feature-net metrics of n real images vs a redrawn reference, over `DRAWS` re-splits.
+
+    Each metric's `on_features` function (`scalebench.metrics.METRICS`) scores every draw."""
+    from scalebench.metrics import function, grouped
+    from scalebench.metrics.fid import extractor_for, reference_features
 
     ref = reference_features(dataset, None, device).float().cpu()
     gen_split = dataset.canonical(dataset.generator_split)
@@ -91,23 +90,19 @@ def _feature_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dic
     pool = torch.cat([gen_feats, ref])
     r, rest = len(ref), len(pool) - len(ref)
     replace = n > rest
-    fk = tuple(m for m in ("fid", "kid") if m in metrics)
+    scorers = [(function(path), names) for path, names in grouped(metrics, "on_features").items()]
     values: dict[str, list[float]] = {m: [] for m in metrics}
     for i in range(DRAWS):
         g = torch.Generator().manual_seed(i)
         perm = torch.randperm(len(pool), generator=g)
         ref_i, samples = pool[perm[:r]], pool[perm[r:][_indices(rest, n, g)]]
         got: dict[str, float] = {}
-        if fk:
-            got.update(fid_kid_features(samples, ref_i, dataset, device, which=fk, low_rank=True))
-        if {"precision", "recall"} & set(metrics):
-            got.update(precision_recall_features(samples, ref_i))
-        if "diversity" in metrics:
-            got["diversity"] = mean_pairwise_distance(samples) / mean_pairwise_distance(ref_i)
+        for score, names in scorers:
+            got.update(score(samples, ref_i, dataset, device, names))
         for m in metrics:
             values[m].append(got[m])
     name = f"{dataset.generator_split}+{dataset.reference_split}, reference redrawn"
-    return {m: _entry(values[m], n, name, len(pool), replace, reference_size=r) for m in metrics}
+    return {m: entry(values[m], n, name, len(pool), replace, reference_size=r) for m in metrics}
 
 
 def _mean_floor(per_image: torch.Tensor, n: int, pool: str) -> dict[str, Any]:
@@ -120,34 +115,15 @@ def _mean_floor(per_image: torch.Tensor, n: int, pool: str) -> dict[str, Any]:
         idx = torch.randint(size, (n,), generator=g) if replace else _indices(size, n, g)
         values.append(float(per_image[idx].double().mean()))
     scale = 1.0 if replace else math.sqrt((size - 1) / (size - n))  # finite-pool correction
-    return _entry(values, n, pool, size, replace, scale)
+    return entry(values, n, pool, size, replace, scale)
 
 
-def _ref_nll_floor(dataset: Any, n: int, device: str) -> dict[str, Any]:
+def ref_nll_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
+    """`ref_nll` of n held-out real images (the reference model never saw them)."""
     from scalebench.metrics.refnll import HELD_OUT, reference_nll
 
     pool = torch.cat([dataset.quantise(dataset.canonical(s)) for s in HELD_OUT])
-    return _mean_floor(reference_nll(pool, device).cpu(), n, "+".join(HELD_OUT))
-
-
-def _memorisation_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
-    """Copy fraction of held-out reference images under a threshold set by the rest (cross-fitted)."""
-    from scalebench.metrics.memorisation import SPACES, reference_distances, threshold_of
-
-    out = {}
-    for space, key in SPACES:
-        if key not in metrics:
-            continue
-        d = reference_distances(dataset, space, device)
-        m = min(n, len(d) // 2)
-        values = []
-        for i in range(DRAWS):
-            perm = torch.randperm(len(d), generator=torch.Generator().manual_seed(i))
-            held, rest = d[perm[:m]], d[perm[m:]]
-            values.append(float((held <= threshold_of(rest)).double().mean()))
-        out[key] = _entry(values, n, f"{dataset.reference_split}, threshold cross-fitted", len(d), False,
-                          held_out=m, threshold_size=len(d) - m)
-    return out
+    return {"ref_nll": _mean_floor(reference_nll(pool, device).cpu(), n, "+".join(HELD_OUT))}
 
 
 def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu") -> dict[str, dict[str, Any]]:
@@ -163,20 +139,16 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
                                      .hexdigest()[:20] + ".json")
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))["floor"]
-    parts: list[tuple[list[str], Callable[[list[str]], dict[str, dict[str, Any]]]]] = [
-        ([m for m in wanted if m in FEATURE_FLOORS], lambda ms: _feature_floor(dataset, ms, n, device)),
-        ([m for m in wanted if m == "ref_nll"], lambda ms: {"ref_nll": _ref_nll_floor(dataset, n, device)}),
-        ([m for m in wanted if m in MEMORISATION_FLOORS], lambda ms: _memorisation_floor(dataset, ms, n, device)),
-    ]
-    floor: dict[str, dict[str, Any]] = {}
-    with torch.no_grad():
-        for ms, compute in parts:
-            if ms:
-                floor.update(compute(ms))
-    unknown = sorted(set(wanted) - set(floor))
+    from scalebench.metrics import METRICS, function, grouped
+
+    unknown = [m for m in wanted if m not in METRICS or not METRICS[m].floor]
     if unknown:
         raise ValueError(f"no data floor is defined for {unknown}; floors exist for "
-                         f"{sorted(FEATURE_FLOORS + MEMORISATION_FLOORS + ('ref_nll',))}")
+                         f"{sorted(m for m, spec in METRICS.items() if spec.floor)}")
+    floor: dict[str, dict[str, Any]] = {}
+    with torch.no_grad():
+        for path_, names in grouped(wanted, "floor").items():
+            floor.update(function(path_)(dataset, names, n, device))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, "floor": floor}, indent=2, default=str))
     log.info("data floor at n=%d for %s cached at %s", n, ",".join(wanted), path)

@@ -68,3 +68,28 @@ def memorisation(samples: torch.Tensor, dataset: Any, device: str = "cpu") -> di
 def thresholds(dataset: Any, device: str = "cpu") -> dict[str, float]:
     """The copy thresholds in each space (for docs and tests)."""
     return {space: threshold_of(_reference(dataset, space, device)[1]) for space in ("pixel", "feature")}
+
+
+def score(x: torch.Tensor, dataset: Any, device: str, names: list[str]) -> dict[str, float]:
+    """The registry's entry for both copy fractions (`scalebench.metrics.METRICS`)."""
+    return memorisation(x, dataset, device=device)
+
+
+def floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict[str, dict[str, Any]]:
+    """Copy fraction of held-out reference images under a threshold set by the rest (cross-fitted)."""
+    from scalebench.metrics.floor import DRAWS, entry
+
+    out = {}
+    for space, key in SPACES:
+        if key not in metrics:
+            continue
+        d = reference_distances(dataset, space, device)
+        m = min(n, len(d) // 2)
+        values = []
+        for i in range(DRAWS):
+            perm = torch.randperm(len(d), generator=torch.Generator().manual_seed(i))
+            held, rest = d[perm[:m]], d[perm[m:]]
+            values.append(float((held <= threshold_of(rest)).double().mean()))
+        out[key] = entry(values, n, f"{dataset.reference_split}, threshold cross-fitted", len(d), False,
+                          held_out=m, threshold_size=len(d) - m)
+    return out

@@ -46,3 +46,14 @@ def precision_recall_features(fake: torch.Tensor, real: torch.Tensor, k: int = K
     if len(fake) <= k or len(real) <= k:
         return {"precision": float("nan"), "recall": float("nan")}
     return {"precision": coverage(fake, real, k), "recall": coverage(real, fake, k)}
+
+
+def score(x: torch.Tensor, dataset: Any, device: str, names: list[str]) -> dict[str, float]:
+    """The registry's entry for precision and recall (`scalebench.metrics.METRICS`)."""
+    return precision_recall(x, dataset, device=device)
+
+
+def score_features(fake: torch.Tensor, real: torch.Tensor, dataset: Any, device: str,
+                   names: list[str]) -> dict[str, float]:
+    """Precision and recall from features of both sides (the data floor redraws the reference)."""
+    return precision_recall_features(fake, real)

@@ -128,3 +128,8 @@ def train(recipe_: Any = None, out_dir: Path | None = None) -> Path:
              stats["train_seconds"], path)
     _LOADED.clear()
     return path
+
+
+def score(x: torch.Tensor, dataset: Any, device: str, names: list[str]) -> dict[str, float]:
+    """The registry's entry for `ref_nll` (`scalebench.metrics.METRICS`)."""
+    return {"ref_nll": ref_nll(x, device=device, dataset=dataset)}

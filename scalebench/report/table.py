@@ -15,8 +15,8 @@ and the verdict at every other value of the other axis (raw, unadjusted p) in `S
 Only points with status "ok" count; a replicate is a (checkpoint `replicate`, sampling `seed`)
 pair, duplicates of one are averaged, and a method whose points differ in n, dtype, device or
 dataset is refused (naming the column). The minimum effect is the metric's declared
-`rel_tolerance`; the data floor comes from the records' `metrics["<metric>_floor"]` and
-`metrics["<metric>_floor_sd"]`. The seed's classification (from `category` via SEED_CATEGORIES)
+`rel_tolerance`; the data floor comes from the records' `floors` (the frame's rows
+`<metric>_floor` and `<metric>_floor_sd`). The seed's classification (from `category` via SEED_CATEGORIES)
 sits beside the measured cells, and `agrees` compares only cells that speak to scaling:
 "improves" matches "scales"; "no gain", "worse" and "fixed" match "does not scale"; "at floor"
 and "inconclusive" make `agrees` "? (…)" unless another cell already disagrees; a card's outer
@@ -34,6 +34,7 @@ import pandas as pd
 from scalebench.api import SEED_CATEGORIES
 from scalebench.errors import ResultsError, UsageError
 from scalebench.metrics import METRICS
+from scalebench.record import FLOOR_SD_SUFFIX, FLOOR_SUFFIX  # a floor's rows in the tidy frame: "<m>_floor", ...
 from scalebench.verdict.decide import FIXED, FLAT, IMPROVES, NO_DATA, WORSE, DecisionRule, decide, decide_all
 from scalebench.verdict.stats import AxisEffect, Floor, axis_effect
 from scalebench.verdict.words import header, reason
@@ -53,8 +54,6 @@ TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metri
                  "seed_S", "seed_K", "seed_outer", "agrees", "floor", "floor_sd"] + [
                      f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS] + [f"{a}_pattern" for a in AXES]
 SCALES, NOT_SCALES = "scales", "does not scale"
-# The data floor of metric m travels in each record as metrics["m_floor"] and metrics["m_floor_sd"].
-FLOOR_SUFFIX, FLOOR_SD_SUFFIX = "_floor", "_floor_sd"
 # Averaging across runs must not mix these (a ValueError names the one that differs).
 HOMOGENEOUS = ("n", "dtype", "device", "dataset", "compile")
 
@@ -80,8 +79,8 @@ def check_homogeneous(points: pd.DataFrame, by: list[str], what: str = "points")
 def method_floor(df: pd.DataFrame, metric: str, mask: pd.Series | None = None) -> Floor | None:
     """The data floor of `metric` from the ok records selected by `mask` (mean over them), or None.
 
-    Convention: a record carries metrics["<metric>_floor"] (the metric of real held-out data
-    against the reference at the record's n) and optionally metrics["<metric>_floor_sd"] (its
+    Convention: the frame carries rows "<metric>_floor" (the metric of real held-out data
+    against the reference at the record's n) and optionally "<metric>_floor_sd" (its
     spread; 0 when absent).
     """
     sel = df if mask is None else df[mask]

@@ -36,7 +36,8 @@ import torch
 from scalebench.atomic import atomic_write_text
 from scalebench.metrics.cost import CallCounter, count_flops, networks_of, peak_memory
 from scalebench.provenance import now, provenance
-from scalebench.results import SCHEMA_VERSION, encode_preview
+from scalebench.record import SCHEMA_VERSION, Record
+from scalebench.results import encode_preview
 from scalebench.samples import check_samples
 from scalebench.sweep.plan import Point
 from scalebench.timing import calibration_figure, percentile, repeat_until, set_allocator, summarize, time_call
@@ -286,10 +287,12 @@ def test_nll(loaded: Loaded, point: Point) -> tuple[float | None, str]:
 def quality(loaded: Loaded, point: Point, drawn: Draw, record: dict[str, Any]) -> None:
     wanted = tuple(m for m in point.metrics if m != "test_nll" and m in loaded.dataset.metrics)
     if wanted:  # a speed-only spec (metrics = []) never loads the metric nets
+        from scalebench.metrics.floor import data_floor
         from scalebench.metrics.quality import compute_quality
 
-        record["metrics"] = compute_quality(drawn.samples, loaded.dataset, device=point.device, metrics=wanted,
-                                             floors=True)
+        record["metrics"] = compute_quality(drawn.samples, loaded.dataset, device=point.device, metrics=wanted)
+        floors = data_floor(loaded.dataset, wanted, len(drawn.samples), point.device)
+        record["floors"] = {m: {"mean": f["mean"], "sd": f["sd"], "n": f["n"]} for m, f in floors.items()}
     if "test_nll" in point.metrics:
         value, kind = test_nll(loaded, point)
         record["nll_kind"] = kind
@@ -323,8 +326,8 @@ def spread(times: list[float]) -> float:
     return (s["p90"] - s["p10"]) / s["median"] if s["median"] > 0 else float("nan")
 
 
-def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
-                on_round: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def time_rounds(pairs: list[tuple[Point, Record]], order_seed: int = 0,
+                on_round: Callable[[int], None] | None = None) -> list[Record]:
     """Complete the pending records of `pairs`: `rounds` rounds, each timing one batch of every
     point in an order shuffled by Random(order_seed), so a slow minute lands on all points alike.
 
@@ -363,8 +366,8 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
         if on_round:
             on_round(r)
     out = []
-    for i, (p, rec) in enumerate(pairs):
-        rec = {**rec, "cost": dict(rec["cost"]), "warnings": list(rec["warnings"])}
+    for i, (p, done) in enumerate(pairs):
+        rec = done.to_json()  # a fresh draft: the caller's record is left as it was
         if p.point_id in failed:
             rec.update(status="failed", error=failed[p.point_id])
             out.append(rec)
@@ -378,15 +381,15 @@ def time_rounds(pairs: list[tuple[Point, dict[str, Any]]], order_seed: int = 0,
             rec["warnings"] = sorted(set(rec["warnings"]) | set(warnings))
         out.append(rec)
     flag_noisy([r for r in out if r["status"] == "ok"])
-    return out
+    return [Record.from_json(r) for r in out]
 
 
-def measure_points(points: list[Point], order_seed: int = 0) -> list[dict[str, Any]]:
+def measure_points(points: list[Point], order_seed: int = 0) -> list[Record]:
     """Quality pass of every point, then the timing rounds over the interleaved ones (one process)."""
     recs = [execute_point(p) for p in points]
-    pending = [(p, r) for p, r in zip(points, recs, strict=True) if r["timing"].get("mode") == "pending"]
-    done = {r["point_id"]: r for r in time_rounds(pending, order_seed)}
-    return [done.get(r["point_id"], r) for r in recs]
+    pending = [(p, r) for p, r in zip(points, recs, strict=True) if r.timing.mode == "pending"]
+    done = {r.point_id: r for r in time_rounds(pending, order_seed)}
+    return [done.get(r.point_id, r) for r in recs]
 
 
 def flag_noisy(records: list[dict[str, Any]]) -> None:
@@ -407,6 +410,7 @@ def flag_noisy(records: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------- the point
 
 def new_record(point: Point) -> dict[str, Any]:
+    """The draft of a point's record (JSON form), filled in as the point is measured; `Record` at the end."""
     from scalebench.generators import default_checkpoint
 
     return {
@@ -423,7 +427,7 @@ def new_record(point: Point) -> dict[str, Any]:
     }
 
 
-def execute_point(point: Point) -> dict[str, Any]:
+def execute_point(point: Point) -> Record:
     """Measure one grid point; never raises: failures become a record with status 'failed'."""
     t0 = time.perf_counter()
     record = new_record(point)
@@ -464,4 +468,4 @@ def execute_point(point: Point) -> dict[str, Any]:
     record["ended_at"] = now()
     record["wall_s"] = round(time.perf_counter() - t0, 3)
     record["provenance"] = provenance(point.device)
-    return record
+    return Record.from_json(record)

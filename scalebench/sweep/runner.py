@@ -17,7 +17,8 @@ from typing import Any
 
 from scalebench.atomic import atomic_write_text
 from scalebench.provenance import git_commit, now, provenance, versions
-from scalebench.results import MANIFEST, SCHEMA_VERSION, RecordWriter, latest_records, read_manifest
+from scalebench.record import SCHEMA_VERSION, Record
+from scalebench.results import MANIFEST, RecordWriter, latest_records, read_manifest
 from scalebench.sweep.plan import Point, expand
 from scalebench.sweep.spec import SweepSpec
 from scalebench.timing import calibration_figure
@@ -54,7 +55,7 @@ def write_manifest(run_dir: Path, spec: SweepSpec) -> dict[str, Any]:
 
 
 def run_sweep(spec: SweepSpec, run_dir: Path, only: tuple[str, ...] = (), executor: Any = None,
-              progress: bool = True, on_record: Callable[[dict], None] | None = None,
+              progress: bool = True, on_record: Callable[[Record], None] | None = None,
               wait: bool = False, on_wait: Callable[[Any], None] | None = None, repair: bool = False) -> SweepResult:
     """Run every unfinished point of `spec` into `run_dir` (resumable, append-only).
 
@@ -72,15 +73,15 @@ def run_sweep(spec: SweepSpec, run_dir: Path, only: tuple[str, ...] = (), execut
 
 
 def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: Any, progress: bool,
-                on_record: Callable[[dict], None] | None, repair: bool, t0: float) -> SweepResult:
+                on_record: Callable[[Record], None] | None, repair: bool, t0: float) -> SweepResult:
     from scalebench.results import clean_temp_files, compact_points
     clean_temp_files(run_dir)
     if repair:
         compact_points(run_dir)
     latest = latest_records(run_dir)
-    done = {pid for pid, r in latest.items() if r.get("status") == "ok"}
+    done = {pid for pid, r in latest.items() if r.ok}
     # quality done, timing interrupted: only the rounds are redone (the quality work is kept)
-    pending = [(p, latest[p.point_id]) for p in points if p.point_id in done and _pending(latest[p.point_id])]
+    pending = [(p, latest[p.point_id]) for p in points if p.point_id in done and latest[p.point_id].pending]
     todo = [p for p in points if p.point_id not in done]
     if todo or pending or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
         write_manifest(run_dir, spec)
@@ -103,10 +104,10 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
                                            task, description=f"timing rounds over {n} points"))
             for rec in records:
                 writer.append(rec)  # a pending record too: the quality work survives a crash in the rounds
-                if _pending(rec):
+                if rec.pending:
                     continue
-                ran += rec["point_id"] in by_id
-                failed += rec["status"] != "ok"
+                ran += rec.point_id in by_id
+                failed += not rec.ok
                 bar.advance(task)
                 if on_record:
                     on_record(rec)
@@ -119,13 +120,13 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
                        round(time.perf_counter() - t0, 2), interrupted)
 
 
-def _with_rounds(records: Iterable[dict[str, Any]], by_id: dict[str, Point], pending: list[tuple[Point, dict]],
-                 order_seed: int, announce: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+def _with_rounds(records: Iterable[Record], by_id: dict[str, Point], pending: list[tuple[Point, Record]],
+                 order_seed: int, announce: Callable[[int], None]) -> Iterator[Record]:
     """An in-process executor's records, then the interleaved timing rounds over every pending point
     (those it just measured and those an interrupted earlier run left pending)."""
     for rec in records:
-        if _pending(rec):
-            pending.append((by_id[rec["point_id"]], rec))
+        if rec.pending:
+            pending.append((by_id[rec.point_id], rec))
         yield rec
     if pending:
         from scalebench.sweep.measure import time_rounds
@@ -144,10 +145,6 @@ def make_executor(spec: SweepSpec, history: dict[str, Any]) -> Any:
     from scalebench.sweep.executors import LocalExecutor
 
     return LocalExecutor()
-
-
-def _pending(rec: dict[str, Any]) -> bool:
-    return rec.get("status") == "ok" and rec.get("timing", {}).get("mode") == "pending"
 
 
 def _progress(enabled: bool) -> Any:
