@@ -100,6 +100,8 @@ class Record:
     spec_hash: str | None = None
     fingerprint: str | None = None
     identity: dict[str, str] = field(default_factory=dict)
+    timing_key: str | None = None  # threads + timing settings the latency was measured with (`Point.timing_key`)
+    sampled_threads: int | None = None  # threads of the quality pass (`threads` is the timing's)
     run: str | None = None
     # results
     metrics: dict[str, float] = field(default_factory=dict)
@@ -148,7 +150,7 @@ class Record:
             if f.name in ("cost", "timing"):
                 value = _flat(value)
             elif f.name == "floors":
-                value = {m: dataclasses.asdict(fl) for m, fl in value.items()}
+                value = {m: dataclasses.asdict(floor) for m, floor in value.items()}
             elif value is None and f.name in _OPTIONAL:
                 continue
             out[f.name] = value
@@ -167,7 +169,7 @@ class Record:
         return cls(**kwargs, extra=extra)
 
 
-_OPTIONAL = {"generator_name", "args", "diagnostics", "nll_kind", "run", "preview", "warmup_s", "calibration_s",
+_OPTIONAL = {"timing_key", "sampled_threads", "generator_name", "args", "diagnostics", "nll_kind", "run", "preview", "warmup_s", "calibration_s",
              "allocator", "replicate", "family", "category", "outer", "likelihood", "dataset", "ended_at", "wall_s"}
 """Fields left out of the JSON when unset (a failed point has no card; older records had no replicate)."""
 

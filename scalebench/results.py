@@ -245,8 +245,8 @@ def record_rows(record: Record, run: str) -> list[dict[str, Any]]:
         "timing_noisy": bool(record.timing.noisy),
     })
     values = {**record.metrics}
-    for m, fl in record.floors.items():
-        values[m + FLOOR_SUFFIX], values[m + FLOOR_SD_SUFFIX] = fl.mean, fl.sd
+    for m, floor in record.floors.items():
+        values[m + FLOOR_SUFFIX], values[m + FLOOR_SD_SUFFIX] = floor.mean, floor.sd
     values.update({k: getattr(cost, k) for k in ("latency_s", "nfe", "flops", "peak_mem_bytes")})
     rows = []
     for name, value in values.items():

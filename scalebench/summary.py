@@ -86,8 +86,8 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
     from rich.table import Table
 
     s = summary_frame(df)
-    fl = floors(df)
-    shown_floors = [f"{m} {fl[m][0]:.4g} ± {fl[m][1]:.2g}" for m in SHOWN if m in fl and m in s.columns]
+    floor_of = floors(df)
+    shown_floors = [f"{m} {floor_of[m][0]:.4g} ± {floor_of[m][1]:.2g}" for m in SHOWN if m in floor_of and m in s.columns]
     caption = (f"* = at the data floor (within {FLOOR_Z:g} sd of real data at this n): "
                + ", ".join(shown_floors)) if shown_floors else None
     if s["noisy"].any():  # a latency whose timing rounds spread far more than the sweep's usual
@@ -112,7 +112,7 @@ def rich_summary(df: pd.DataFrame, title: str = "scalebench summary"):
                 text += "!"
             if c == "flags" and text:
                 text = f"[bold red]{escape(text)}[/]"
-            if c in fl and not pd.isna(row[c]) and abs(float(row[c]) - fl[c][0]) <= FLOOR_Z * fl[c][1]:
+            if c in floor_of and not pd.isna(row[c]) and abs(float(row[c]) - floor_of[c][0]) <= FLOOR_Z * floor_of[c][1]:
                 text += "*"
             cells.append(text)
         table.add_row(*cells)

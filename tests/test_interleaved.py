@@ -118,7 +118,9 @@ def test_steady_allocator_is_a_recorded_setting(tmp_path) -> None:
     on = parse_spec(toy_spec())
     off = parse_spec(toy_spec(timing={**toy_spec()["timing"], "steady_allocator": False}))
     assert on.timing.steady_allocator and not off.timing.steady_allocator
-    assert not {p.point_id for p in expand(on)} & {p.point_id for p in expand(off)}
+    # the allocator changes timing, not samples: same points, another timing key (re-timed on resume)
+    assert [p.point_id for p in expand(on)] == [p.point_id for p in expand(off)]
+    assert not {p.timing_key for p in expand(on)} & {p.timing_key for p in expand(off)}
     with pytest.raises(SpecError, match="steady_allocator = 1 must be true or false"):
         parse_spec(toy_spec(timing={**toy_spec()["timing"], "steady_allocator": 1}))
     run_sweep(on, tmp_path / "on", progress=False)
@@ -126,3 +128,22 @@ def test_steady_allocator_is_a_recorded_setting(tmp_path) -> None:
     assert rec.allocator["steady"] is True and rec.allocator["trim_threshold"] == 1 << 30
     run_sweep(off, tmp_path / "off", progress=False)
     assert list(iter_records(tmp_path / "off"))[-1].allocator["steady"] is False
+
+
+def test_a_resume_with_other_threads_re_times_without_re_sampling(tmp_path, monkeypatch) -> None:
+    """Threads are part of the timing key, not of the point's identity (issue 26: any executor resumes)."""
+    run_sweep(parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED, threads=1)), tmp_path / "run", progress=False)
+    before = {r.point_id: r for r in _latest(tmp_path / "run")}
+    monkeypatch.setattr(measure, "execute_point", lambda p: pytest.fail(f"re-sampled {p.label()}"))
+    res = run_sweep(parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED, threads=2)), tmp_path / "run",
+                    progress=False)
+    assert res.skipped == 4 and res.ran == 0 and res.failed == 0
+    after = {r.point_id: r for r in _latest(tmp_path / "run")}
+    assert after.keys() == before.keys()
+    for pid, r in after.items():
+        assert (r.threads, r.sampled_threads) == (2, 1) and r.timing_key != before[pid].timing_key
+        assert r.metrics == before[pid].metrics and r.preview == before[pid].preview
+        assert r.timing.samples_s != before[pid].timing.samples_s  # timed again
+    again = run_sweep(parse_spec(toy_spec(generators=FOUR, timing=INTERLEAVED, threads=2)), tmp_path / "run",
+                      progress=False)
+    assert again.ran == 0 and len(list(iter_records(tmp_path / "run"))) == 12  # 4 pending + 4 timed + 4 re-timed

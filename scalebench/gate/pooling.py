@@ -93,9 +93,9 @@ def _pool(point_id: str, recs: list[tuple[Record, float, str]]) -> PooledPoint:
         for k, v in r.metrics.items():
             if finite(v):
                 values[k].append(float(v))
-        for k, fl in r.floors.items():
-            if finite(fl.mean):
-                floors[k + FLOOR_SUFFIX].append(float(fl.mean))
+        for k, floor in r.floors.items():
+            if finite(floor.mean):
+                floors[k + FLOOR_SUFFIX].append(float(floor.mean))
     if p.samples:
         p.latency = statistics.median(p.samples)
         p.latency_p10, p.latency_p90 = percentile(p.samples, 10), percentile(p.samples, 90)

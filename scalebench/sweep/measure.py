@@ -368,6 +368,7 @@ def time_rounds(pairs: list[tuple[Point, Record]], order_seed: int = 0,
     out = []
     for i, (p, done) in enumerate(pairs):
         rec = done.to_json()  # a fresh draft: the caller's record is left as it was
+        rec.update(threads=p.threads, timing_key=p.timing_key)  # a re-time with other threads keeps the samples
         if p.point_id in failed:
             rec.update(status="failed", error=failed[p.point_id])
             out.append(rec)
@@ -418,6 +419,7 @@ def new_record(point: Point) -> dict[str, Any]:
         "generator": point.name, "sampler": point.sampler, "S": point.S, "K": point.K,
         "seed": point.seed, "n": point.n, "batch_size": point.batch_size, "device": point.device,
         "dtype": point.dtype, "compile": point.compile, "threads": point.threads,
+        "sampled_threads": point.threads, "timing_key": point.timing_key,
         "fingerprint": point.fingerprint,
         **({"generator_name": point.generator} if point.entry_label else {}),
         **({"args": point.gen_args} if point.args else {}),

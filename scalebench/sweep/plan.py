@@ -1,12 +1,19 @@
 """Grid expansion: a spec becomes grid points (generator × replicate × sampler × S × K × seed).
 
-A point's identity is a hash of everything that changes its numbers: the settings (sampler,
-budget, seed, sample count, batch size, device, dtype, threads, metrics, timing, compile) and the
+A point's identity (`point_id`) is a hash of everything that changes its samples and quality
+numbers: the settings (sampler, budget, seed, sample count, batch size, device, dtype, metrics,
+compile) and the
 generator's `identity` (`generator_identity`): its target, the content hashes of its
 checkpoints **and their parents** (zoo index), or for a plugin the hash it declares or of
 the files it names; the hash of its sampling code and of the measuring/metric code; the
 metric nets' checkpoints; the dataset fingerprint; the scalebench version. So the same spec
 resumes, and a changed setting, a retrained parent or a sampler fix re-runs.
+
+Threads and the timing settings change only the latency, so they are not part of `point_id`
+but of `timing_key`: results measured with any executor or thread count are reused on resume,
+and a point whose record has another `timing_key` is re-timed (interleaved rounds) without being
+re-sampled. (Thread count can change float reductions in the last bits; the record keeps the
+threads it was sampled with in `identity`'s neighbour `sampled_threads`.)
 
 A point on a replicate checkpoint (`replicates` in the spec) has `replicate` set to its name and
 that checkpoint's lineage in place of the shipped one's; a point on the shipped checkpoint keeps
@@ -70,13 +77,20 @@ class Point:
 
     @property
     def point_id(self) -> str:
+        """The quality identity: what the samples and metrics depend on (not threads or timing)."""
         d = asdict(self)
-        d.pop("spec_hash")
-        d.pop("identity")  # already summarised by `fingerprint`
+        for k in ("spec_hash", "identity", "threads", "timing"):  # identity: summarised by `fingerprint`
+            d.pop(k)
         for k in ("compile", "entry_label", "args", "dataset", "dataset_args", "replicate"):
             if not d[k]:
                 d.pop(k)  # points without these settings keep the ids they had before the settings existed
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def timing_key(self) -> str:
+        """What the latency depends on beyond the point: its threads and the timing settings."""
+        d = {"threads": self.threads, "timing": asdict(self.timing)}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def label(self) -> str:
         rep = f" replicate={self.replicate}" if self.replicate else ""

@@ -80,8 +80,10 @@ def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: A
         compact_points(run_dir)
     latest = latest_records(run_dir)
     done = {pid for pid, r in latest.items() if r.ok}
-    # quality done, timing interrupted: only the rounds are redone (the quality work is kept)
-    pending = [(p, latest[p.point_id]) for p in points if p.point_id in done and latest[p.point_id].pending]
+    # quality done, timing interrupted or measured with other threads / timing settings: only the
+    # rounds are (re)done, the samples and metrics are kept
+    pending = [(p, latest[p.point_id]) for p in points if p.point_id in done
+               and (latest[p.point_id].pending or latest[p.point_id].timing_key != p.timing_key)]
     todo = [p for p in points if p.point_id not in done]
     if todo or pending or not read_manifest(run_dir):  # a finished run is left byte for byte as it was
         write_manifest(run_dir, spec)

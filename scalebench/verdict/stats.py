@@ -145,16 +145,16 @@ def axis_effect(values: Sequence[int], q: np.ndarray, better: Literal["lower", "
     keep = ~np.all(np.isnan(q), axis=0)
     vals, q = vals[keep], q[:, keep]
     q = q[~np.all(np.isnan(q), axis=1)]
-    fl = dict(floor=floor.mean, floor_sd=floor.sd) if floor is not None else {}
+    floor_fields = dict(floor=floor.mean, floor_sd=floor.sd) if floor is not None else {}
     if len(vals) == 0:
-        return AxisEffect(min_effect=min_effect, **fl)
+        return AxisEffect(min_effect=min_effect, **floor_fields)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(q, axis=0)
     if len(vals) < 2:
         v0 = int(vals[0])
         return AxisEffect((v0,), v0, v0, v0, float(mean[0]), float(mean[0]), float(mean[0]),
-                          n=len(q), min_effect=min_effect, **fl)
+                          n=len(q), min_effect=min_effect, **floor_fields)
     sign = -1.0 if better == "lower" else 1.0
     k = _top_k(len(vals), top)
     with warnings.catch_warnings():
@@ -167,7 +167,7 @@ def axis_effect(values: Sequence[int], q: np.ndarray, better: Literal["lower", "
     base = dict(values=tuple(int(v) for v in vals), lo=int(vals[0]), hi=int(vals[-1]), end_at=int(vals[-k]),
                 q_lo=float(np.mean(start)) if n else float(mean[0]), q_hi=float(mean[-1]),
                 q_end=float(np.mean(end)) if n else math.nan, n=n, min_effect=min_effect,
-                rho=spearman(vals[finite], sign * mean[finite]), **fl)
+                rho=spearman(vals[finite], sign * mean[finite]), **floor_fields)
     if n == 0:
         return AxisEffect(**base)
     log_scale = bool(np.all(start > 0) and np.all(end > 0))

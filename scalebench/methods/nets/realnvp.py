@@ -131,8 +131,8 @@ class RealNVP(nn.Module):
             for i in order:
                 x = squeeze(x) if i else x
                 for layer in self.stages[i]:
-                    x, ld = layer(x)
-                    logdet = logdet + ld
+                    x, log_det_layer = layer(x)
+                    logdet = logdet + log_det_layer
             for _ in range(len(self.stages) - 1):
                 x = unsqueeze(x)
             return x, logdet
@@ -140,7 +140,7 @@ class RealNVP(nn.Module):
             x = squeeze(x)
         for i in reversed(order):
             for layer in reversed(self.stages[i]):
-                x, ld = layer(x, reverse=True)
-                logdet = logdet + ld
+                x, log_det_layer = layer(x, reverse=True)
+                logdet = logdet + log_det_layer
             x = unsqueeze(x) if i else x
         return x, logdet
