@@ -8,8 +8,8 @@ import pytest
 
 from scalebench.api import Axis, Budget, MethodCard
 from scalebench.generators import GENERATORS
-from scalebench.registry import Registry, RegistryError
 from scalebench.record import Record
+from scalebench.registry import Registry, RegistryError
 from scalebench.results import POINTS, RecordWriter, decode_preview, iter_records, latest_records, load_results
 from scalebench.sweep.plan import expand
 from scalebench.sweep.runner import run_sweep
