@@ -32,8 +32,10 @@ def _origin(module: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """Absolute names of the modules imported anywhere in `path` (lazy imports included)."""
+@functools.cache
+def _imports(path: Path, module: str) -> frozenset[str]:
+    """Absolute names of the modules imported anywhere in `path` (lazy imports included); each file
+    is parsed once per process (every generator's closure shares the nets and data modules)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out: set[str] = set()
@@ -48,7 +50,7 @@ def _imports(path: Path, module: str) -> set[str]:
                 base = ".".join([*parts, base] if base else parts)
             out.add(base)
             out.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import module`
-    return out
+    return frozenset(out)
 
 
 def module_closure(root: str, packages: tuple[str, ...]) -> dict[str, Path]:

@@ -249,6 +249,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
         except RegistryError as e:
             raise SpecError(f"{spec.source}: {e}") from None
     labels = _labels(spec)
+    spec_hash = spec.hash()  # once: hashing the spec walks all of it
     for i, entry in enumerate(spec.generators):
         name = GENERATORS.canonical(entry.name)
         if only and name not in wanted and labels[i] not in only:
@@ -284,7 +285,7 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
                             batch_size=min(entry.batch_size, entry.samples), device=spec.device,
                             dtype=spec.dtype, metrics=entry.metrics, timing=spec.timing,
                             fingerprint=fp, threads=spec.threads, identity=tuple(sorted(identity.items())),
-                            spec_hash=spec.hash(), compile=spec.compile, entry_label=label, args=args_json,
+                            spec_hash=spec_hash, compile=spec.compile, entry_label=label, args=args_json,
                             dataset=dataset, dataset_args=ds_args, replicate=replicate,
                         ))
     if only and not points:
