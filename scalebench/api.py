@@ -189,7 +189,8 @@ class HasLikelihood(Protocol):
 
 STEPS_TAKEN = "steps_taken"
 """The diagnostic a generator with data-dependent sequential steps (blockwise decoding: accepted
-drafts end a block early) reports as the mean steps one sample actually took; the report's charts
+drafts end a block early) reports as the mean sequential network calls one sample actually took
+(blockwise: 2 per round, draft then verify); the report's charts
 along S use it as the S coordinate where a point has it (the nominal S stays in the point's label)."""
 
 

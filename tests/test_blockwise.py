@@ -136,12 +136,13 @@ def test_rounds_and_nfe(gen: bw.BlockwiseGenerator) -> None:
             x = gen.sample(24, b, seeded_rng(1))
         d = gen.diagnostics(x, b, seeded_rng(1))
         k = 64 // S
-        assert d["steps_max"] <= 64 and d["steps_min"] >= S and d["steps_taken"] <= min(K, k) * S
+        assert d["rounds_max"] <= 64 and d["rounds_min"] >= S and d["rounds_taken"] <= min(K, k) * S
+        assert d[STEPS_TAKEN] == 2 * d["rounds_taken"]  # calls: each round drafts (mtp) then verifies (gpt)
         if k == 1 or K == 1:  # one round per block: declared, and exactly what the hooks count
-            assert gen.nfe(b) == 2 * S == counter.count and d[STEPS_TAKEN] == S
+            assert gen.nfe(b) == 2 * S == counter.count == d[STEPS_TAKEN] and d["rounds_taken"] == S
         else:  # data-dependent: a batch runs a round while any sample needs one
-            assert gen.nfe(b) is None and 2 * d["steps_max"] <= counter.count <= 2 * min(K, k) * S
-            assert d[STEPS_TAKEN] < 64
+            assert gen.nfe(b) is None and 2 * d["rounds_max"] <= counter.count <= 2 * min(K, k) * S
+            assert d["rounds_taken"] < 64
         assert (d["unverified_fraction"] == 0) == (K >= k)
 
 
@@ -206,7 +207,7 @@ def test_fully_verified_samples_follow_gpt_in_fewer_rounds(gen: bw.BlockwiseGene
 
     assert z("blockwise", "gpt") < 4 < z("mtp", "gpt"), {m: float(v.mean()) for m, v in bits.items()}
     d = gen.diagnostics(draws["blockwise"], EXACT, seeded_rng(0))
-    assert d[STEPS_TAKEN] < 40 and d["unverified_fraction"] == 0.0, d
+    assert d["rounds_taken"] < 40 and d["unverified_fraction"] == 0.0, d
     ds = get_dataset("digits")
     fid = {m: compute_quality(x, ds, metrics=("fid",))["fid"] for m, x in draws.items()}
     assert abs(fid["blockwise"] - fid["gpt"]) < 0.5 * (fid["mtp"] - fid["gpt"]), fid

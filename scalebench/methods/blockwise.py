@@ -22,9 +22,10 @@ in fewer than 64 rounds when drafts are accepted; K < k trades quality for fewer
 Rounds are data-dependent, so NFE is declared only where it is not (K = 1 or k = 1: one round per
 block, 2 calls each, NFE = 2·S) and is otherwise counted by the harness's hooks; a batch runs
 a round while any of its samples still has an incomplete block, so its NFE is 2 × Σ_blocks (the
-largest round count in the batch). The per-sample rounds actually taken (the sequential steps of
-one sample) are reported by `diagnostics` under `api.STEPS_TAKEN`, which the report's S charts
-use as the S coordinate.
+largest round count in the batch). Each round is two sequential network calls (the mtp draft,
+then the gpt verification), so a sample's sequential steps are its network calls, 2 × its rounds:
+`diagnostics` reports those under `api.STEPS_TAKEN` (the S coordinate of the report's S charts,
+comparable with gpt's 64 calls) and the rounds beside them (`rounds_taken` and their spread).
 
 No training: the weights are `gpt`'s and `mtp`'s. All randomness is drawn from the caller's rng
 up front: per block round r and position t, a draft uniform, an accept uniform and a residual
@@ -177,12 +178,17 @@ def blockwise_decode(draft: Drafter, target: BlockLogits, k: int, rounds: int, u
     return Decoded(tokens, steps, unverified, drafted, accepted)
 
 
-def quantiles(steps: torch.Tensor) -> dict[str, float]:
-    """The per-sample rounds as diagnostics: mean (api.STEPS_TAKEN), min, p10, p50, p90, max."""
-    s = steps.float()
+CALLS_PER_ROUND = 2  # one mtp draft + one gpt verification, in sequence
+
+
+def quantiles(rounds: torch.Tensor) -> dict[str, float]:
+    """The per-sample sequential steps as diagnostics: network calls (api.STEPS_TAKEN = 2 × rounds,
+    mean) and the rounds' mean, min, p10, p50, p90 and max."""
+    s = rounds.float()
     q = torch.quantile(s, torch.tensor([0.1, 0.5, 0.9], device=s.device)) if len(s) else torch.zeros(3)
-    return {STEPS_TAKEN: float(s.mean()), "steps_min": float(s.min()), "steps_p10": float(q[0]),
-            "steps_p50": float(q[1]), "steps_p90": float(q[2]), "steps_max": float(s.max())}
+    return {STEPS_TAKEN: CALLS_PER_ROUND * float(s.mean()), "rounds_taken": float(s.mean()),
+            "rounds_min": float(s.min()), "rounds_p10": float(q[0]), "rounds_p50": float(q[1]),
+            "rounds_p90": float(q[2]), "rounds_max": float(s.max())}
 
 
 class BlockwiseGenerator:
@@ -193,8 +199,9 @@ class BlockwiseGenerator:
         family="blockwise parallel decoding (gpt verifies mtp's drafts by speculative sampling)",
         category="both-outer-S",
         outer="S",
-        S=Axis(meaning="nominal sequential blocks; k = 64/S tokens drafted per block (the per-sample rounds "
-                       "actually taken are the diagnostic steps_taken, the S coordinate of the S charts)",
+        S=Axis(meaning="nominal sequential blocks; k = 64/S tokens drafted per block (the sequential network "
+                       "calls a sample actually takes, 2 per round, are the diagnostic steps_taken: the S "
+                       "coordinate of the S charts; the rounds are rounds_taken)",
                default=16, values=SS),
         K=Axis(meaning="verification rounds allowed per block (one mtp draft + one gpt scoring pass each); "
                        "K ≥ k verifies every token: exactly gpt's distribution", default=16, values=KS),
@@ -269,8 +276,9 @@ class BlockwiseGenerator:
                     sampler: str | None = None) -> dict[str, float]:
         """Per-sample rounds and verification of the batch x that `sample(len(x), budget, rng, sampler)` returned.
 
-        `steps_taken`: mean over samples of the sequential rounds taken (Σ over blocks; ≤ 64, and
-        = 64 at k = 1); `steps_min/p10/p50/p90/max`: their spread within the batch (the record
+        `steps_taken`: mean over samples of the sequential network calls taken (2 per round: ≤ 128,
+        and = 128 at k = 1); `rounds_taken`: the rounds (Σ over blocks; ≤ 64);
+        `rounds_min/p10/p50/p90/max`: their spread within the batch (the record
         keeps batch-size-weighted means over batches); `unverified_fraction`: tokens committed as
         drafted (K < k only); `acceptance`: accepted / tested drafts. The values of the sample call
         just made are reused when x is its batch; otherwise the batch is redrawn from `rng`.
