@@ -108,7 +108,7 @@ def _paired_p(d: np.ndarray, two_sided: bool) -> float:
     return min(1.0, 2 * t_sf(abs(t), n - 1)) if two_sided else t_sf(t, n - 1)
 
 
-def _decide(z_s: np.ndarray | None, z_k: np.ndarray | None, z_opt: np.ndarray, interior: bool,
+def decide_spend(z_s: np.ndarray | None, z_k: np.ndarray | None, z_opt: np.ndarray, interior: bool,
             replicated: bool) -> tuple[str, str, float]:
     """(spend, lean, p) from per-replicate oriented values of the S edge, the K edge and the optimum."""
     edges = [(e, z) for e, z in ((ON_S, z_s), (ON_K, z_k)) if z is not None]
@@ -168,6 +168,8 @@ class _Smooth:
     v: np.ndarray
     g: np.ndarray  # fitted oriented response per replicate-set: (sets, dense)
     logc: np.ndarray
+    s_range: tuple[float, float]
+    k_range: tuple[float, float]
 
 
 def _smooth(s: Surface) -> _Smooth | None:
@@ -186,7 +188,8 @@ def _smooth(s: Surface) -> _Smooth | None:
     D = _basis(uu.ravel(), vv.ravel(), n_s, n_k, len(u))
     coef = np.linalg.lstsq(X, np.stack(sets, axis=1), rcond=None)[0]
     ccoef = np.linalg.lstsq(X, np.log(s.compute), rcond=None)[0]
-    return _Smooth(uu.ravel(), vv.ravel(), (D @ coef).T, D @ ccoef)
+    return _Smooth(uu.ravel(), vv.ravel(), (D @ coef).T, D @ ccoef, (float(s.S.min()), float(s.S.max())),
+                   (float(s.K.min()), float(s.K.max())))
 
 
 def _smooth_choice(sm: _Smooth, budget: float) -> dict[str, Any]:
@@ -201,14 +204,19 @@ def _smooth_choice(sm: _Smooth, budget: float) -> dict[str, Any]:
 
     opts = [pick(g, ok) for g in sm.g]
     main = opts[0]
-    out: dict[str, Any] = dict(S_fit=math.exp(sm.u[main]), K_fit=math.exp(sm.v[main]), q_fit=float(sm.g[0][main]))
+
+    def box(rng: tuple[float, float], x: float) -> float:  # back to S or K, inside the measured range
+        return float(np.clip(math.exp(x), *rng))
+
+    out: dict[str, Any] = dict(S_fit=box(sm.s_range, sm.u[main]), K_fit=box(sm.k_range, sm.v[main]),
+                               q_fit=float(sm.g[0][main]))
     loo = opts[1:]
     if len(loo) >= 2:
-        for name, coord in (("S", sm.u), ("K", sm.v)):
+        for name, coord, rng in (("S", sm.u, sm.s_range), ("K", sm.v, sm.k_range)):
             vals = np.array([coord[i] for i in loo])
             se = math.sqrt((len(loo) - 1) / len(loo) * float(((vals - vals.mean()) ** 2).sum()))
             half = t_quantile(0.5 + LEVEL / 2, len(loo) - 1) * se
-            out[f"{name}_fit_lo"], out[f"{name}_fit_hi"] = math.exp(coord[main] - half), math.exp(coord[main] + half)
+            out[f"{name}_fit_lo"], out[f"{name}_fit_hi"] = box(rng, coord[main] - half), box(rng, coord[main] + half)
     # spend on the smooth surface: per jackknife set, the edges' and the optimum's values → pseudo-replicates
     z_s = np.array([g[pick(g, on_s)] for g in sm.g]) if on_s.any() and len(np.unique(sm.u)) > 1 else None
     z_k = np.array([g[pick(g, on_k)] for g in sm.g]) if on_k.any() and len(np.unique(sm.v)) > 1 else None
@@ -220,9 +228,9 @@ def _smooth_choice(sm: _Smooth, budget: float) -> dict[str, Any]:
         def pseudo(x: np.ndarray | None) -> np.ndarray | None:
             return None if x is None else r * x[0] - (r - 1) * x[1:]
 
-        spend, lean, p = _decide(pseudo(z_s), pseudo(z_k), pseudo(z_o), interior, True)  # type: ignore[arg-type]
+        spend, lean, p = decide_spend(pseudo(z_s), pseudo(z_k), pseudo(z_o), interior, True)  # type: ignore[arg-type]
     else:
-        spend, lean, p = _decide(None if z_s is None else z_s[:1], None if z_k is None else z_k[:1], z_o[:1],
+        spend, lean, p = decide_spend(None if z_s is None else z_s[:1], None if z_k is None else z_k[:1], z_o[:1],
                                  interior, False)
     out.update(spend_fit=spend, lean_fit=lean, p_fit=p)
     return out
@@ -251,7 +259,7 @@ def allocate(s: Surface, budget_grid: np.ndarray | None = None, smooth: bool = T
         js = int(on_s[np.argmin(zbar[on_s])]) if len(on_s) and len(np.unique(s.S)) > 1 else None
         jk = int(on_k[np.argmin(zbar[on_k])]) if len(on_k) and len(np.unique(s.K)) > 1 else None
         interior = s.S[j] > s_min and s.K[j] > k_min
-        spend, lean, p = _decide(None if js is None else z[:, js], None if jk is None else z[:, jk], z[:, j],
+        spend, lean, p = decide_spend(None if js is None else z[:, js], None if jk is None else z[:, jk], z[:, j],
                                  interior, r >= 2)
         tied = [i for i in ok if i == j or (r >= 2 and not (_paired_p(z[:, i] - z[:, j], False) < TEST_ALPHA))]
         sign = 1.0 if s.better == "lower" else -1.0

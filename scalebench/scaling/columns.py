@@ -8,7 +8,7 @@ Per varied axis A ∈ {S, K}, on the slice the table judged it (`A_at`), with th
   replicate) and `A_law_m` (the outcome: power law / no power law / untested / not fitted);
 - for NFE also `A_law_reason`, `A_law_p` (lack-of-fit p), `A_asymptote` (the fitted limit, metric
   units) and `A_floor_nfe`, `A_floor_nfe_lo`, `A_floor_nfe_hi` (the NFE at which the fit enters the
-  floor band; inf = never).
+  floor band; inf = never; `A_floor_nfe_beyond`: it lies beyond the largest NFE measured, an extrapolation).
 
 Rows that vary both axes get `allocation`: the spend per budget of NFE among measured points
 (`allocation.summary`), e.g. "NFE ≤ 8: K; NFE ≤ 64: S and K".
@@ -31,6 +31,7 @@ SKIP = ("fixed", "no data")  # the table's verdicts for an axis with nothing to 
 
 
 TEXT = {f"{a}_law_{m}" for a in AXES for m in MEASURE_NAMES} | {f"{a}_law_reason" for a in AXES} | {"allocation"}
+FLAGS = {f"{a}_floor_nfe_beyond" for a in AXES}
 
 
 def column_names() -> list[str]:
@@ -39,7 +40,7 @@ def column_names() -> list[str]:
         for m in MEASURE_NAMES:
             out += [f"{a}_alpha_{m}", f"{a}_alpha_{m}_lo", f"{a}_alpha_{m}_hi", f"{a}_law_{m}"]
         out += [f"{a}_law_reason", f"{a}_law_p", f"{a}_asymptote", f"{a}_floor_nfe", f"{a}_floor_nfe_lo",
-                f"{a}_floor_nfe_hi"]
+                f"{a}_floor_nfe_hi", f"{a}_floor_nfe_beyond"]
     return out + ["allocation"]
 
 
@@ -85,13 +86,17 @@ def scaling_columns(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             for name, attr in (("law_p", "p_fit"), ("asymptote", "asymptote"), ("floor_nfe", "compute_at_floor"),
                                ("floor_nfe_lo", "compute_at_floor_lo"), ("floor_nfe_hi", "compute_at_floor_hi")):
                 cols[f"{a}_{name}"].append(getattr(f, attr) if f else math.nan)
+            beyond = f is not None and f.compute and math.isfinite(f.compute_at_floor) and \
+                f.compute_at_floor > max(f.compute)
+            cols[f"{a}_floor_nfe_beyond"].append(beyond)
         text = ""
         if all(row[a] not in SKIP for a in AXES) and mine["S"].nunique() > 1 and mine["K"].nunique() > 1:
             surface = surface_of(mine, "nfe", better)  # type: ignore[arg-type]
             if surface is not None:
                 text = summary(allocate(surface, smooth=False))
         cols["allocation"].append(text)
-    out = table.assign(**{c: np.asarray(v, dtype=object if c in TEXT else float) for c, v in cols.items()})
+    out = table.assign(**{c: np.asarray(v, dtype=object if c in TEXT else bool if c in FLAGS else float)
+                          for c, v in cols.items()})
     out.attrs.update(table.attrs)
     return out
 
