@@ -4,7 +4,7 @@
     flock /tmp/scalebench-cpu.lock python benchmarks/list_startup.py [--reps 7] [--before /tmp/sb-before]
 
 Each repetition runs `python -m scalebench.cli list` in a fresh process for this checkout (and
-for `--before`, in a seeded shuffled order), with PYTHONPATH pointing at the tree measured;
+for `--before`, in a seeded shuffled order), from the tree measured (its working directory and PYTHONPATH);
 wall seconds from fork to exit and the child's peak RSS come from `os.wait4`.
 """
 
@@ -28,7 +28,7 @@ def once(tree: Path) -> tuple[float, float]:
     code = f"import sys; import scalebench; assert scalebench.__file__.startswith({str(tree)!r}), scalebench.__file__; " \
            "from scalebench.cli import main; sys.argv = ['scalebench', 'list']; main()"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tree, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -1,18 +1,25 @@
-"""The Ray executor with a real Ray (a private local instance, 2 CPUs, no dashboard)."""
+"""The Ray executor with a real Ray (a private local instance, 2 CPUs, no dashboard; a two-node cluster)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from scalebench.cli import app
 from scalebench.results import iter_records, latest_records
-from scalebench.sweep.ray_executor import RAY_MISSING, RayExecutor
+from scalebench.sweep.ray_executor import RAY_MISSING, RayExecutor, _balance, loaded_key
 from scalebench.sweep.runner import run_sweep
 from scalebench.sweep.spec import ExecutorSettings, SpecError, parse_spec
 from tests.specfiles import toml_of
@@ -24,10 +31,18 @@ SPEC = {"name": "r", "seeds": [0, 1], "samples": 64, "batch_size": 32, "threads"
         "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [1, 2, 5]}, {"name": "gpt", "S": [4]}]}
 
 
+def _same_measurements(a: dict, b: dict) -> None:
+    """Two runs' records of the same points carry the same metrics, samples and counted calls."""
+    assert sorted(a) == sorted(b)
+    for pid in a:
+        assert a[pid].metrics == b[pid].metrics and a[pid].preview == b[pid].preview
+        assert a[pid].cost.nfe_measured == b[pid].cost.nfe_measured
+
+
 def _ok(run_dir) -> dict[str, dict]:
     recs = latest_records(run_dir)
-    assert all(r["status"] == "ok" and r["timing"]["mode"] == "interleaved" for r in recs.values()), \
-        [r.get("error") for r in recs.values()]
+    assert all(r.status == "ok" and r.timing.mode == "interleaved" for r in recs.values()), \
+        [r.error for r in recs.values()]
     return recs
 
 
@@ -79,9 +94,7 @@ def test_ray_cli_sweep_equals_the_local_one_and_resumes(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     a, b = _ok(tmp_path / "ray"), _ok(tmp_path / "local")
     assert sorted(a) == sorted(b) and len(a) == 8
-    for pid in a:
-        assert a[pid]["metrics"] == b[pid]["metrics"] and a[pid]["preview"] == b[pid]["preview"]
-        assert a[pid]["cost"]["nfe_measured"] == b[pid]["cost"]["nfe_measured"]
+    _same_measurements(a, b)
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert manifest["invocations"][-1]["executor"]["kind"] == "ray"
     # a local run resumed with Ray (and back) has nothing left to do
@@ -120,9 +133,9 @@ def test_a_point_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(tmp
     spec = parse_spec({**SPEC, "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [10]}]})
     ex = KillAfter(settings=ExecutorSettings(kind="ray", workers=1, retries=0))
     res = run_sweep(spec, tmp_path / "run", executor=ex, progress=False)
-    died = [r for r in iter_records(tmp_path / "run") if r["status"] == "failed"]
+    died = [r for r in iter_records(tmp_path / "run") if r.status == "failed"]
     assert res.failed == len(died) == 1  # seed 0 finished, seed 1 was in flight when its worker died
-    assert "WorkerDied: the worker measuring this point died 1 times" in died[0]["error"]
+    assert "WorkerDied: the worker measuring this point died 1 times" in died[0].error
     res = run_sweep(spec, tmp_path / "run", executor=RayExecutor(), progress=False)
     assert res.ran == 1 and res.failed == 0  # the rerun retries it
 
@@ -140,38 +153,215 @@ def test_ctrl_c_keeps_finished_records_and_shuts_ray_down(tmp_path) -> None:
     assert len(_ok(tmp_path / "run")) == 8
 
 
+
+# ----------------------------------------------------------------------------- scheduling (no Ray needed)
+
+def _point(name: str, K: int, seed: int = 0):
+    spec = parse_spec({**SPEC, "generators": [{"name": name, **({"samplers": ["ddim"]} if name == "diffusion" else {}),
+                                                **({"K": [K]} if name == "diffusion" else {"S": [K]})}]})
+    from scalebench.sweep.plan import expand
+
+    return replace(expand(spec)[0], seed=seed)
+
+
+def test_a_free_worker_keeps_to_its_generator_when_that_costs_little() -> None:
+    ex, a, b = RayExecutor(), object(), object()
+    big, gpt16, gpt4, dif = _point("diffusion", 50), _point("gpt", 16), _point("gpt", 4), _point("diffusion", 20)
+    costs = {id(big): 100.0, id(gpt16): 60.0, id(dif): 55.0, id(gpt4): 40.0}
+    ex.cost = lambda p: costs[id(p)]
+    ex.loaded = {a: {loaded_key(gpt16)}, b: set()}
+    queue = [big, gpt16, dif, gpt4]  # longest first
+    assert ex._next(a, queue) is gpt16  # its own generator and ≥ half the longest: no reload
+    assert ex._next(a, queue) is big  # its generator's next point (40) is < half the longest (100)
+    assert ex._next(b, [gpt16, dif, gpt4]) is dif  # b has nothing loaded: a generator no worker holds
+    assert ex._next(b, [gpt16, gpt4]) is gpt16  # every generator is held elsewhere: the longest
+
+
+def test_timing_shares_stay_balanced_and_go_where_the_generator_is_loaded() -> None:
+    a, b = object(), object()
+    gpt = [_point("gpt", 4, seed) for seed in range(4)]
+    dif = [_point("diffusion", 5, seed) for seed in range(4)]
+    pairs = [(p, None) for p in gpt + dif]
+    shares = _balance(pairs, [a, b], lambda p: 1.0, {a: {loaded_key(dif[0])}, b: {loaded_key(gpt[0])}})
+    assert [{p.generator for p, _ in share} for share in shares] == [{"diffusion"}, {"gpt"}]
+    shares = _balance(pairs, [a, b], lambda p: 1.0, {a: {loaded_key(dif[0]), loaded_key(gpt[0])}, b: set()})
+    assert [len(share) for share in shares] == [4, 4]  # affinity never unbalances the shares
+
+
+# ----------------------------------------------------------------------------- a real Ctrl-C, in every phase
+
+BOOT = """
+import os, signal, sys, time
+def trip(owner, attr, nth):
+    real, calls = getattr(owner, attr), [0]
+    def tripped(*a, **k):
+        calls[0] += 1
+        if calls[0] == nth:  # a Ctrl-C from the terminal: SIGINT to the whole process group
+            with open(os.environ["SCALEBENCH_TEST_TRIPPED"], "w") as f:
+                f.write(repr(time.time()))
+            os.killpg(0, signal.SIGINT)
+        return real(*a, **k)
+    setattr(owner, attr, tripped)
+import scalebench.results, scalebench.sweep.runner
+{trips}
+from scalebench.cli import main
+sys.argv = ["scalebench", *sys.argv[1:]]
+main()
+"""
+TAG = "SCALEBENCH_RAY_TEST_TAG"
+STOP_S = 5.0
+
+
+def _tagged(tag: str) -> list[int]:
+    """Live processes whose environment carries the tag: the CLI and everything it started (Ray's
+    node processes and workers inherit the driver's environment)."""
+    needle, out = f"{TAG}={tag}".encode(), []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{d}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in env and state not in ("Z", "X"):
+            out.append(int(d))
+    return out
+
+
+class Sweep:
+    """`scalebench run --executor ray -v` in its own process group (so a SIGINT to the group is a
+    terminal's Ctrl-C), output in a file whose lines and the run's records say which phase it is in."""
+
+    def __init__(self, tmp_path: Path, spec: dict, trips: str = "") -> None:
+        (tmp_path / "s.toml").write_text(toml_of(spec))
+        self.out, self.log, self.tag = tmp_path / "run", tmp_path / "cli.log", uuid.uuid4().hex
+        self.tripped = tmp_path / "tripped"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), TAG: self.tag,
+               "SCALEBENCH_TEST_TRIPPED": str(self.tripped)}
+        self.argv = ["run", str(tmp_path / "s.toml"), "--out", str(self.out), "--executor", "ray",
+                     "--workers", "2", "--no-progress", "-v"]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", BOOT.format(trips=trips), *self.argv], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def records(self) -> list:
+        return list(iter_records(self.out)) if (self.out / "points.jsonl").exists() else []
+
+    def wait_for(self, reached: Callable[[], bool], timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not reached():
+            assert self.proc.poll() is None, f"the sweep ended before the phase was reached:\n{self.output()}"
+            assert time.monotonic() < deadline, f"phase not reached in {timeout} s:\n{self.output()}"
+            time.sleep(0.05)
+
+    def stopped_within(self, interrupt: bool = True, twice: bool = False) -> float:
+        """Seconds from Ctrl-C (sent here, or by the CLI's trip) until the CLI exits; then asserts that
+        nothing it started lives on."""
+        t0 = time.time()
+        if interrupt:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            if twice:  # an impatient user: the second Ctrl-C must not cut the clean-up short
+                time.sleep(0.3)
+                os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise AssertionError(f"the sweep did not stop within 60 s of Ctrl-C:\n{self.output()}") from None
+        took = time.time() - (t0 if interrupt else float(self.tripped.read_text()))
+        deadline = time.monotonic() + 2.0  # a process killed with its parent may take a moment to go
+        while _tagged(self.tag) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = _tagged(self.tag)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes outlived the sweep: {left}"
+        return took
+
+
+SLOW_POINTS = {**SPEC, "seeds": [0, 1, 2], "samples": 256, "batch_size": 256, "timing": {"warmup": 0, "rounds": 1},
+               "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [100]}]}
+"""Three points of ~8 s each (1 thread here): two workers take two; the third starts when one is done."""
+
+
 def test_a_real_ctrl_c_stops_a_ray_sweep_promptly(tmp_path) -> None:
-    """SIGINT to the CLI while workers are mid-point: it exits within seconds (not after the points in
-    flight), keeps the finished records and leaves no Ray process behind; the rerun resumes."""
-    import subprocess
-    import time
+    """Ctrl-C (SIGINT to the process group, twice) once a point is recorded, i.e. while both workers are
+    inside a point of seconds: the CLI exits within 5 s, not after the points in flight, keeps the
+    finished record and leaves no Ray process (the rounds case below also resumes). Deterministic:
+    the signal goes when the record shows the phase is reached, however busy the machine is."""
+    sweep = Sweep(tmp_path, SLOW_POINTS)
+    sweep.wait_for(lambda: len(sweep.records()) >= 1)
+    took = sweep.stopped_within(twice=True)
+    print(f"quality passes: stopped {took:.2f} s after Ctrl-C")
+    assert took < STOP_S, f"{took:.1f} s\n{sweep.output()}"
+    assert sweep.proc.returncode == 130, sweep.output()
+    done = latest_records(sweep.out)
+    assert 1 <= len(done) < 3 and all(r.ok for r in done.values()), sweep.output()  # it stopped: points were left
+    assert "interrupted: finished points are saved" in sweep.output()
 
-    slow = {**SPEC, "samples": 512, "batch_size": 256,
-            "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [50, 100]}]}
-    spec = tmp_path / "s.toml"
-    spec.write_text(toml_of(slow))
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "scalebench.cli", "run", str(spec), "--out", str(out), "--executor", "ray",
-           "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
 
-    def finished_one() -> bool:
-        return (out / "points.jsonl").exists() and any(r["status"] == "ok" for r in iter_records(out))
+PHASES = {
+    # phase: (spec, trips in the CLI process, what shows the phase is reached, records kept)
+    "planning": (SLOW_POINTS, "trip(scalebench.sweep.runner, 'expand', 1)", None, 0),
+    "starting Ray": (SLOW_POINTS, "", "ray: starting a private local Ray", 0),
+    "writing": (SLOW_POINTS, "trip(scalebench.results.RecordWriter, 'append', 2)", None, 1),
+    "timing rounds": ({**SLOW_POINTS, "seeds": [0, 1], "timing": {"warmup": 0, "rounds": 30},
+                       "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [50]}]},
+                      "", "ray: timing rounds over 2 points", 2),
+}
 
-    while not finished_one():
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.2)
-    time.sleep(1.0)  # both workers are now inside a point (K=100 on 256 samples takes seconds)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_ctrl_c_stops_a_ray_sweep_in_every_phase(tmp_path, phase) -> None:
+    """Ctrl-C while planning, while Ray starts, while the driver writes a record, during the timing
+    rounds: the CLI exits within 5 s, keeps every finished record (rounds: the pending quality records,
+    re-timed by a rerun), and leaves no Ray process."""
+    spec, trips, marker, kept = PHASES[phase]
+    sweep = Sweep(tmp_path, spec, trips)
+    if marker:
+        sweep.wait_for(lambda: marker in sweep.output())
+    took = sweep.stopped_within(interrupt=bool(marker))  # without a marker the CLI's trip sends it
+    records = sweep.records()
+    print(f"{phase}: stopped {took:.2f} s after Ctrl-C")
+    assert took < STOP_S, f"{phase}: {took:.1f} s\n{sweep.output()}"
+    assert sweep.proc.returncode != 0 and sweep.tripped.exists() != bool(marker), sweep.output()
+    assert len(records) == kept and all(r.ok for r in records), sweep.output()
+    if phase == "timing rounds":
+        assert all(r.pending for r in records)
+        res = run_sweep(parse_spec(spec), sweep.out, executor=RayExecutor(), progress=False)
+        assert res.ran == 0 and all(r.timing.mode == "interleaved" for r in latest_records(sweep.out).values())
+
+
+# ----------------------------------------------------------------------------- two nodes
+
+@pytest.mark.slow
+def test_a_two_node_cluster_spreads_the_points_and_equals_a_local_run(tmp_path) -> None:
+    """A real two-node Ray cluster on this machine (ray.cluster_utils.Cluster: a head and a second
+    raylet, 1 CPU and a resource of its own each): the two 1-thread workers land one per node, both
+    measure points, and the records equal a local run's (threads pinned, so the point ids match)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"node_a": 1}})
     try:
-        output, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError("the sweep did not stop within 30 s of Ctrl-C") from None
-    assert time.monotonic() - t0 < 30 and proc.returncode != 0, output
-    done = [r for r in iter_records(out) if r["status"] == "ok"]
-    assert done, output
-    assert not [p for p in subprocess.run(["pgrep", "-f", "ray::Worker"], capture_output=True, text=True)
-                .stdout.split() if p], "a Ray worker outlived the sweep"
+        cluster.add_node(num_cpus=1, resources={"node_b": 1})
+        cluster.wait_for_nodes()
+        spec = parse_spec(SPEC)
+        ex = RayExecutor(ExecutorSettings(kind="ray", workers=2, address=cluster.address))
+        res = run_sweep(spec, tmp_path / "ray", executor=ex, progress=False)
+        assert res.ran == 8 and res.failed == 0
+        assert not ray.is_initialized()  # the driver disconnected; the cluster is the test's to stop
+        ray.init(address=cluster.address, log_to_driver=False)
+        nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+        ray.shutdown()
+    finally:
+        cluster.shutdown()
+    per_node = Counter(ex.placements.values())
+    assert len(ex.placements) == 8 and set(per_node) == set(nodes) and len(nodes) == 2, (per_node, nodes)
+    assert {r for resources in nodes.values() for r in resources if r.startswith("node_")} == {"node_a", "node_b"}
+    assert run_sweep(spec, tmp_path / "local", progress=False).ran == 8
+    _same_measurements(_ok(tmp_path / "ray"), _ok(tmp_path / "local"))
