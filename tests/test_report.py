@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import io
+import json
 import math
 import re
 
@@ -12,6 +14,7 @@ import pytest
 
 from scalebench.api import Axis, MethodCard
 from scalebench.report import charts
+from scalebench.report.identity import frame_identities
 from scalebench.report.table import primary_metric, scalability_table
 from scalebench.report.tablefmt import markdown_table, render_terminal_table, table_display
 from scalebench.results import load_results
@@ -20,6 +23,7 @@ from scalebench.verdict.words import describe
 from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 K = [1, 2, 5, 10, 20, 50]
+XSS_NAME = html.escape(f"{XSS}/{XSS}")
 
 
 # --- the table from records ---------------------------------------------------------------
@@ -159,12 +163,13 @@ def test_report_files_and_escaping(zoo, tmp_path):
     assert set(csv["K"]) == {"fixed", "improves", "worse", "at floor"}  # words in the CSV, not marks
     assert (tmp_path / "rep" / "table.md").read_text().startswith("Quality metric")
     # top-down: table, then the main charts, then more, then samples, then the provenance, collapsed
-    order = [page.index(x) for x in ('id="scalability-table"', 'id="chart-quality_vs_K"', 'id="chart-sk_heatmap"',
-                                     "<h2>Samples</h2>", '<details id="provenance">')]
+    order = [page.index(x) for x in ('id="summary-grid"', 'id="scalability-table"', 'id="chart-quality_vs_K"',
+                                     'id="chart-sk_heatmap"', 'id="samples-h"', '<details id="provenance">')]
     assert order == sorted(order)
     assert re.search(r'<details id="provenance">\s*<summary>', page) and "<details id=\"provenance\" open" not in page
     assert "<h2>Provenance" not in page
-    ours = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # the page without the inlined plotly.js
+    assert re.search(r'<details id="evidence" class="table"><summary>', page)  # the full table: one click away
+    ours = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)  # the page without plotly.js and figure data
     assert not EMOJI.search(ours), EMOJI.findall(ours)
     assert '<td class="v v-yes">▲ improves</td>' in ours and '<td class="v v-floor">● at floor</td>' in ours
     assert '<td class="v v-worse">▼ worse</td>' in ours and "0.87 ± 0.05" in ours
@@ -190,13 +195,18 @@ def test_every_chart_builds_with_error_bars(zoo):
     assert len([tr for tr in figs["heat"].data if tr.type == "heatmap"]) == 1  # only mar varies both
     # FID spans ~80 → ~0.6 (> a decade): the quality axes are logarithmic; latency stays log-log
     assert figs["K"].layout.yaxis.type == "log" and figs["nfe"].layout.yaxis.type == "log"
+    # small multiples: the floor band in the panels of the families that record it (diffusion, cm), one legend entry
     band = [tr for tr in figs["K"].data if tr.name == charts.FLOOR_NAME]
-    assert len(band) == 1 and band[0].fill == "toself"
+    assert len(band) == 2 and all(b.fill == "toself" for b in band) and [b.showlegend for b in band] == [True, False]
+    titles = [a.text for a in figs["K"].layout.annotations]
+    assert titles == ["diffusion", "ebm", "cm", "mar", charts.ONE_SHOT_PANEL]  # seed order, then registry order
+    panel_of = {tr.xaxis: titles[int(tr.xaxis[1:] or 1) - 1] for tr in figs["K"].data}
+    assert sorted(panel_of[b.xaxis] for b in band) == ["cm", "diffusion"]
     lo, hi = FLOOR[0] - 2 * FLOOR[1], FLOOR[0] + 2 * FLOOR[1]
     assert min(band[0].y) == pytest.approx(lo) and max(band[0].y) == pytest.approx(hi)
-    assert min(band[0].x) == 1 and max(band[0].x) == 50
-    s_band = [tr for tr in figs["S"].data if tr.name == charts.FLOOR_NAME]  # one floor per metric and n
-    assert len(s_band) == 1 and max(s_band[0].x) == 64
+    assert min(band[0].x) == 1 and max(band[0].x) == 50  # across the shared x range
+    assert not any(tr.name == charts.FLOOR_NAME for tr in figs["S"].data)  # gpt and mar record no floor
+    assert {tr.name for tr in figs["S"].data if tr.meta} == {"gpt", "mar (K=16)", XSS_NAME, "vae"}
 
 
 def test_total_nfe_chart_says_which_axis_buys_more(zoo, tmp_path):
@@ -253,7 +263,9 @@ def test_pareto_front():
 
 
 def test_previews_load_and_grid(zoo):
-    from scalebench.report.previews import load_previews, preview_points
+    from PIL import Image
+
+    from scalebench.report.previews import PAD_GREY, load_previews, preview_png, preview_points
 
     run, df = zoo
     points = preview_points(df)
@@ -261,8 +273,11 @@ def test_previews_load_and_grid(zoo):
     ids = [pid for chosen in points.values() for _, pid in chosen]
     prev = load_previews([run], ids)
     assert set(prev) == set(ids) and prev[ids[0]].shape == (16, 1, 8, 8)
-    fig = charts.sample_grid({lab: prev[pid] for lab, pid in points[("gpt", "default")]})
-    assert len(fig.data) == 2
+    png = preview_png(prev[ids[0]])  # 16 digits as one 35 × 35 grey PNG, pixels as stored
+    img = np.asarray(Image.open(io.BytesIO(png)))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and img.shape == (35, 35) and len(png) < 2000
+    assert np.array_equal(img[:8, :8], np.round(prev[ids[0]][0, 0] * 255).astype(np.uint8))
+    assert (img[8, :] == round(PAD_GREY * 255)).all()  # the padding between samples
 
 
 def test_cli_table_and_report(zoo, tmp_path):
@@ -327,14 +342,15 @@ def test_one_shot_family_is_a_single_marker_on_every_quality_and_latency_chart(o
     by_name = {tr.name: tr for tr in fig.data}
     one = by_name[method]
     assert one.mode == "markers" and len(one.x) == 1 and one.showlegend is not False, chart
-    assert one.marker.symbol == charts.ONE_SHOT_SYMBOL and one.legendgroup == charts.ONE_SHOT_GROUP
+    ident = frame_identities(one_shot_run)[ONE_SHOT[method]]
+    assert one.marker.symbol == ident.marker and one.marker.size == 14 and one.legendgroup == charts.ONE_SHOT_GROUP
     titled = [tr for tr in fig.data if getattr(tr.legendgrouptitle, "text", None)]
     assert [tr.legendgrouptitle.text for tr in titled] == [charts.ONE_SHOT_GROUP]  # one heading for the group
     assert one.legendrank > max(tr.legendrank or 1000 for tr in fig.data if tr.name not in ONE_SHOT)  # listed last
     curve = by_name["ddim"] if chart.endswith("_K") or chart in ("quality_vs_nfe", "quality_vs_flops",
                                                                   "quality_vs_latency") else by_name["gpt"]
     assert curve.mode == charts.CURVE_MODE == "lines+markers" and len(curve.x) > 1, chart
-    assert curve.legendgroup is None and curve.marker.symbol is None
+    assert curve.legendgroup is None and curve.marker.size == 8
     assert fig.layout.legend.groupclick == "toggleitem"  # clicking a baseline hides only that one
     if chart in ("quality_vs_nfe", "quality_vs_flops", "quality_vs_latency"):  # every curve is a line here
         assert by_name["gpt"].mode == "lines+markers" and len(by_name["gpt"].x) == 4
@@ -365,10 +381,154 @@ def test_one_shot_family_is_dash_on_both_axes_of_the_table(one_shot_run):
 
 
 def test_sample_grids_keep_colour_for_rgb_previews() -> None:
+    from PIL import Image
+
+    from scalebench.report.previews import mosaic, preview_png
+
     rng = np.random.default_rng(0)
     rgb, grey = rng.random((4, 3, 6, 6)), rng.random((4, 1, 8, 8))
-    m = charts.mosaic(rgb, cols=2)
+    m = mosaic(rgb, cols=2)
     assert m.shape == (13, 13, 3) and np.allclose(m[:6, :6], rgb[0].transpose(1, 2, 0)) and (m[6] == 1.0).all()
-    fig = charts.sample_grid({"colour": rgb, "grey": grey})
-    assert [t.type for t in fig.data] == ["image", "heatmap"]
-    assert fig.data[0].z.dtype == np.uint8 and fig.data[0].z.shape == (6, 27, 3)  # 4 samples in a row
+    colour, plain = (Image.open(io.BytesIO(preview_png(x))) for x in (rgb, grey))
+    assert colour.mode == "RGB" and colour.size == (27, 6) and plain.mode == "L"  # 4 samples in a row
+    assert np.abs(np.asarray(colour)[:, :6].astype(int) - np.round(rgb[0].transpose(1, 2, 0) * 255)).max() <= 1
+
+
+# --- one identity per method, ticks, frontiers, small multiples (issue 28) ------------------
+
+def test_every_registered_method_has_its_own_stable_identity() -> None:
+    from scalebench.generators import GENERATORS
+    from scalebench.report import identity
+
+    order = identity.family_order()
+    assert order[:3] == ("diffusion", "gpt", "pixelcnn") and set(GENERATORS.names()) <= set(order)
+    pairs = [(g, s) for g in order for s in identity.sampler_order(g)]
+    assert len(pairs) >= 30 and ("diffusion", "ddim") in pairs  # every registered generator × sampler
+    ids = identity.identities(pairs)
+    looks = [(i.colour, i.marker, i.dash) for i in ids.values()]
+    assert len(set(looks)) == len(looks)  # no two methods look alike
+    by_family = {g: {ids[(g, s)].colour.lower() for s in identity.sampler_order(g)[:1]} for g in order}
+    assert len({c for cs in by_family.values() for c in cs}) == len(identity.COLOURS)  # a colour per family
+    # a method's look depends on its name only: not on which other methods a report holds
+    alone = identity.identities([("diffusion", "ddpm")])[("diffusion", "ddpm")]
+    assert alone == ids[("diffusion", "ddpm")] != ids[("diffusion", "ddim")]
+    assert alone.dash != "solid" and alone.marker.endswith("-open")  # a second sampler: dashed, open markers
+    # unregistered names (synthetic results, a user's label) come after the registered ones, by name
+    more = identity.identities([("zz-mine", None), ("aa-mine", "default"), ("gpt", None)])
+    assert more[("gpt", "default")] == ids[("gpt", "ancestral")]  # "default" is the card's first sampler
+    assert more[("aa-mine", "default")] != more[("zz-mine", "default")]
+
+
+def test_identity_is_the_same_in_every_chart(zoo):
+    _, df = zoo
+    ids = frame_identities(df)
+    seen: dict[str, set] = {}
+    for fig in (charts.quality_vs_K(df), charts.quality_vs_S(df), charts.quality_vs_latency(df),
+                charts.quality_vs_flops(df), charts.latency_vs_K(df), charts.latency_vs_S(df)):
+        for tr in fig.data:
+            if tr.meta:
+                seen.setdefault(tr.meta["method"], set()).add((tr.marker.color, tr.marker.symbol, tr.line.dash))
+    assert len(seen) == len(ids) == 7
+    by_name = {f"{g}/{s}": i for (g, s), i in ids.items()}
+    for method, looks in seen.items():
+        i = by_name[method]
+        assert looks == {(i.colour, i.marker, i.dash)}, method
+
+
+def test_step_ticks_are_thinned_on_the_log_scale():
+    assert charts.thin_ticks([1, 4, 16, 64]) == [1, 4, 16, 64]
+    got = charts.thin_ticks([1, 4, 14.2, 15.1, 16, 64])  # blockwise's steps taken next to S = 16
+    assert got[0] == 1 and got[-1] == 64 and len(got) == 4
+    assert all(math.log10(b / a) >= math.log10(64) / charts.MAX_TICKS for a, b in zip(got, got[1:], strict=False))
+    t = charts.log_ticks([0.6, 80])
+    assert t["tickvals"] == [1, 3, 10, 30, 100] and t["ticktext"] == ["1", "3", "10", "30", "100"]
+    assert charts.log_ticks([1e6, 4e9])["ticktext"] == ["1M", "10M", "100M", "1G"]  # 3.6 decades: decades only
+    assert charts.log_ticks([2, 30])["tickvals"] == [2, 5, 10, 20]
+    assert charts.log_ticks([-1, 0]) == {}
+
+
+def _many_methods(tmp_path, n_methods: int = 14):
+    """n methods along K with FID curves at different costs: a frontier chart with more than HIGHLIGHT of them."""
+    recs = []
+    for i in range(n_methods):
+        recs += curve_records(f"m{i:02d}", "K", [1, 4, 16], lambda v, s, i=i: 10 + 3 * i + 40 / v + 0.1 * s,
+                              seeds=(0, 1))
+    return load_results(write_run(tmp_path / "many", recs))
+
+
+def test_frontier_highlights_at_most_ten_methods_and_fades_the_rest(tmp_path):
+    df = _many_methods(tmp_path)
+    fig = charts.quality_vs_latency(df)
+    methods = [tr for tr in fig.data if tr.meta]
+    bright = [tr.name for tr in methods if tr.opacity == 1]
+    faded = [tr for tr in methods if tr.opacity < 1]
+    assert len(methods) == 14 and len(bright) == charts.HIGHLIGHT and len(faded) == 4
+    assert all(tr.meta["fade"] for tr in faded) and not any(tr.meta["fade"] for tr in methods if tr.opacity == 1)
+    front = next(tr for tr in fig.data if tr.name == "Pareto frontier")
+    on_front = {t.split(" S=")[0] for t in front.text}
+    assert on_front <= set(bright)  # whatever is on the frontier is highlighted
+    assert "m13" not in bright  # the worst curve at every cost is faded
+    assert fig.layout.height >= 21 * 16  # as tall as its legend: no scrolling legend
+
+
+def test_small_multiples_draw_each_panels_floor_at_its_own_n(tmp_path):
+    a = curve_records("diffusion", "K", K, lambda v, s: 5 + 60 / v + 0.1 * s, sampler="ddim", floor=(2.0, 0.1))
+    b = curve_records("ebm", "K", [1, 10, 100], lambda v, s: 40 - 5 * math.log10(v) + 0.1 * s, floor=(3.0, 0.2))
+    for r in b:
+        r["n"] = 32
+        r["point_id"] += ":n32"
+    fig = charts.quality_vs_K(load_results(write_run(tmp_path / "r", a + b)))
+    titles = [x.text for x in fig.layout.annotations]
+    assert titles == ["diffusion", "ebm"]
+    bands = {tr.name: tr for tr in fig.data if tr.fill == "toself"}
+    assert set(bands) == {f"{charts.FLOOR_NAME} at n=32", f"{charts.FLOOR_NAME} at n=64"}
+    assert bands[f"{charts.FLOOR_NAME} at n=64"].xaxis == "x" and bands[f"{charts.FLOOR_NAME} at n=32"].xaxis == "x2"
+    assert max(bands[f"{charts.FLOOR_NAME} at n=32"].y) == pytest.approx(3.4)
+    assert fig.layout.yaxis2.matches == "y" and fig.layout.xaxis2.matches == "x"  # shared axes
+    assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.tickvals == (1, 5, 20, 100)  # K of both, thinned
+    assert {tr.name for tr in fig.data if tr.meta} == {"diffusion/ddim (n=64)", "ebm (n=32)"}
+
+
+def test_summary_grid_cells(zoo):
+    from scalebench.report.grid import summary_grid
+
+    _, df = zoo
+    t = scalability_table(df, cards={})
+    t.loc[t["generator"] == "gpt", "flags"] = "copies 1/12"
+    page = summary_grid(t, frame_identities(df), df)
+    cells = re.findall(r'<div class="cell (agree-\w+)" data-row="(\d+)" title="([^"]*)"[^>]*>(.*?)</div></div>', page)
+    assert len(cells) == len(t) == 7
+    by_name = {re.search(r'class="cname">([^<]*)<', body).group(1): (cls, int(row), tip, body)
+               for cls, row, tip, body in cells}
+    cls, row, tip, body = by_name["gpt"]
+    assert t.iloc[row]["generator"] == "gpt" and cls == "agree-yes"
+    assert ">S ▲ −79 %<" in body and ">K —<" in body and '<div class="cb"><span class="badge">copies 1/12</span>' in body
+    assert "S 1→64: fid" in html.unescape(tip) and "flag: copies 1/12" in html.unescape(tip)  # evidence: a hover away
+    assert by_name["ebm"][0] == "agree-no" and "disagrees: K" in by_name["ebm"][3]
+    assert by_name["cm"][0] == "agree-open" and "K ● " in by_name["cm"][3]
+    assert html.escape(f"{XSS}/{XSS}") in page and XSS not in page
+    assert "5 of 7 agree with the seed" in page and "seed: S scales · K does not" in page
+
+
+def test_report_page_embeds_plotly_once_compressed_and_figures_without_template(zoo, tmp_path):
+    import base64
+    import gzip
+    from pathlib import Path
+
+    import plotly
+
+    from scalebench.report.html import write_report
+    from scalebench.report.previews import preview_points
+
+    run, _ = zoo
+    page = write_report([run], tmp_path / "rep", cards={}).read_text(encoding="utf-8")
+    blob = re.findall(r'<script type="application/octet-stream" id="plotly-js-gz">([^<]*)</script>', page)
+    shipped = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert len(blob) == 1 and gzip.decompress(base64.b64decode(blob[0])) == shipped
+    assert page.count("plotly.js v") == 0  # never inlined uncompressed as well
+    figures = [json.loads(f) for f in re.findall(r'<script type="application/json" id="data-[^"]+">(.*?)</script>',
+                                                  page, flags=re.S)]
+    assert len(figures) >= 10 and not any({"template", "title"} & set(f["layout"]) for f in figures)  # both once
+    assert len(page.encode()) < 3_000_000
+    shown = sum(len(chosen) for chosen in preview_points(load_results(run)).values())
+    assert page.count('<img src="data:image/png;base64,') == shown
