@@ -109,12 +109,13 @@ def build_charts(df: pd.DataFrame, metric: str | None) -> list[Chart]:
 
 
 def scaling_charts(df: pd.DataFrame, metric: str | None) -> list[Chart]:
-    """INCLUDE POINT for fitted scaling laws (section "scaling"): none yet.
+    """INCLUDE POINT for the fitted scaling laws (section "scaling", drawn after the main charts): none yet.
 
-    `scalebench.scaling.figures` (written separately) is to provide plotly builders for fitted
-    scaling lines, compute-optimal paths and a cross-family frontier; when it lands, return one
-    `Chart(id, heading, figure, "scaling")` per builder here (they then get a section of their own
-    after the main charts, lazy drawing, PNG export and the browser test's overlap check for free).
+    `scalebench.scaling.figures` provides plotly builders (`fits_figure`, `allocation_figures`,
+    `frontier_figure`). To show them, return one `Chart(id, heading, figure, "scaling")` per figure here:
+    they then get their own section, lazy drawing, PNG export and the browser tests' checks (no
+    overlapping text at 1280 and 1920 px, one identity per method wherever a trace carries
+    `charts.method_meta`). Left out until those figures pass the same checks and the size budget.
     """
     return []
 
