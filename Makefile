@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SB := $(VENV)/bin/scalebench
-SPEC ?= benchmarks/quick.toml
+SPEC ?= quick
 OUT ?= results/quick
 # The browser the report's browser test drives (tests/test_report_browser.py: $SCALEBENCH_CHROMIUM, else this).
 CHROMIUM := $(or $(SCALEBENCH_CHROMIUM),/usr/bin/chromium)

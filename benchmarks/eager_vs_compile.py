@@ -1,6 +1,6 @@
 """Eager vs `torch.compile` sampling speed, side by side in one process (issue 14, item 5).
 
-    python benchmarks/eager_vs_compile.py [--spec benchmarks/quick.toml] [--device cpu|cuda]
+    python benchmarks/eager_vs_compile.py [--spec quick] [--device cpu|cuda]
                                           [--rounds 7] [--only gpt,diffusion] [--json OUT]
 
 Every grid point of the spec (first seed, one batch, no quality metrics) is measured twice,
@@ -21,7 +21,7 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", default="benchmarks/quick.toml")
+    ap.add_argument("--spec", default="quick")
     ap.add_argument("--device", default=None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--only", default="")

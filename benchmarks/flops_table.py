@@ -1,6 +1,6 @@
 """FLOPs per sample of every family of a spec, before and after attention was counted (issue 26).
 
-    PYTHONPATH=. python benchmarks/flops_table.py [benchmarks/quick.toml] [--threads 2]
+    PYTHONPATH=. python benchmarks/flops_table.py [quick] [--threads 2]
 
 Per generator and sampler of the spec (its first sampler, at its largest S and K), on the
 harness's FLOP probe (8 samples, the probe seed, CPU float32): the FLOPs torch's counter gave
@@ -47,7 +47,7 @@ def one_budget(points: list[Point]) -> list[Point]:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("spec", nargs="?", default="benchmarks/quick.toml")
+    ap.add_argument("spec", nargs="?", default="quick")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

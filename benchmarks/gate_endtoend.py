@@ -3,7 +3,7 @@ planted slowdown in the working tree of a scratch checkout.
 
 The planted slowdown makes every forward of the shared U-Net (`diffusion`) and causal
 transformer (`gpt`) busy-wait `s` × that forward's own measured time, so the networks of all
-four points of `benchmarks/ci-speed.toml` take (1 + s)× as long while FLOPs and NFE stay the
+four points of `scalebench/specs/ci-speed.toml` take (1 + s)× as long while FLOPs and NFE stay the
 same (only timing can see it). The patch is appended to the scratch tree's
 `scalebench/methods/nets/{unet,transformer}.py` before an `ab` run and removed after it; with
 s = 0 the working tree is clean (a no-change run: any regression is a false alarm). Levels are

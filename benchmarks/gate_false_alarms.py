@@ -1,13 +1,13 @@
 """False alarms of the stored-baseline speed gate: one stored run per side vs three pooled (issue 8, item 7).
 
-Runs `benchmarks/ci-speed.toml` R times with the *same* code (no change at all, so every
+Runs `scalebench/specs/ci-speed.toml` R times with the *same* code (no change at all, so every
 "regression" is a false alarm), then gates every ordered pair of single runs against each
 other (the old practice: one stored baseline run vs one candidate run), and every split of
 the runs into two disjoint groups of three, pooled per side (`compare -b … -c …`). Prints
 the fraction of comparisons that flag at least one regression (family-wise, with Holm over
 the spec's points) and the fraction of points flagged, side by side, from one set of runs.
 
-    python benchmarks/gate_false_alarms.py [--runs 8] [--out /tmp/gate-fa] [--spec benchmarks/ci-speed.toml]
+    python benchmarks/gate_false_alarms.py [--runs 8] [--out /tmp/gate-fa] [--spec ci-speed]
 
 Run it on a quiet machine: a busy one makes both rates measure the neighbours.
 """
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=8, help="ci-speed runs of the same code (≥ 6)")
     ap.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temp dir)")
     ap.add_argument("--splits", type=int, default=20, help="random 3-vs-3 splits to score")
-    ap.add_argument("--spec", type=Path, default=ROOT / "benchmarks/ci-speed.toml", help="the speed spec to gate")
+    ap.add_argument("--spec", default="ci-speed", help="the speed spec to gate")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-fa-"))
     runs = []

@@ -31,7 +31,7 @@ timeout "${T_TESTS:-150}" $PY -m pytest -q -p no:cacheprovider -m cuda tests/tes
 
 step "quick spec on cuda"
 rm -rf results/baseline-quick-cuda  # a fresh baseline of the current zoo (resuming would keep stale points)
-timeout "${T_QUICK:-220}" $SB run benchmarks/quick.toml --device cuda --out results/baseline-quick-cuda --no-progress \
+timeout "${T_QUICK:-220}" $SB run quick --device cuda --out results/baseline-quick-cuda --no-progress \
   > "$OUT/quick.log" 2>&1; echo "exit $?"; tail -n 2 "$OUT/quick.log"
 
 step "adapters vs native on cuda"
@@ -42,7 +42,7 @@ timeout "${T_ADAPTERS:-60}" $PY benchmarks/diffusers_vs_native.py --device cuda 
 
 if [ "${T_FULL:-0}" -gt 0 ]; then
   step "full spec on cuda"
-  timeout "$T_FULL" $SB run benchmarks/full.toml --device cuda --out results/baseline-full-cuda --no-progress \
+  timeout "$T_FULL" $SB run full --device cuda --out results/baseline-full-cuda --no-progress \
     > "$OUT/full.log" 2>&1; echo "exit $?"; tail -n 4 "$OUT/full.log"
 fi
 

@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Measure inference-time scaling curves of generative models along S and K.")
 
 
-DEFAULT_SPEC = Path("benchmarks/quick.toml")
+DEFAULT_SPEC = "quick"  # scalebench/specs/quick.toml, package data: `scalebench run` works in any directory
 _DEBUG = {"on": False}
 
 @app.callback()
@@ -79,7 +79,8 @@ def _check_out(run_dir: Path) -> None:
 @app.command()
 @cli_errors
 def run(
-    spec: Annotated[Path, typer.Argument(help="sweep spec (TOML)")] = DEFAULT_SPEC,
+    spec: Annotated[str, typer.Argument(help="sweep spec: a shipped name (quick, full, ci-speed, likelihoods) "
+                                        "or the path of a TOML file (a file wins over a name)")] = DEFAULT_SPEC,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default results/<spec name>)")] = None,
     device: Annotated[str | None, typer.Option(help="override the spec's device, e.g. cpu, cuda")] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--eager", help="override the spec's compile "
@@ -141,6 +142,22 @@ def _print_scalability_table(df: Any) -> None:
     if quality_metrics(df):
         t = scalability_table(df, cards=known_cards(df))
         console.print(render_terminal_table(t))
+
+
+@app.command()
+@cli_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to write (created if missing)")] = Path("."),
+) -> None:
+    """Write a commented starter spec (my-spec.toml) and a plugin skeleton for your model (my-model/)."""
+    from scalebench.starter import write_starter
+
+    written = write_starter(directory)
+    for p in written:
+        console.print(f"wrote {p}", markup=False, highlight=False, soft_wrap=True)
+    d = "" if directory == Path(".") else f"{directory}/"
+    console.print(f"next: pip install -e {d}my-model && scalebench check my-model && scalebench run {d}my-spec.toml",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -464,7 +464,7 @@ def test_paired_t_false_alarm_rate_on_null_rounds_is_at_most_alpha() -> None:
 # ---------------------------------------------------------------------------- the defaults fire on a planted slowdown
 
 def _ab_like(tmp_path: Path, slow: float, rounds: int = 6, seed: int = 0) -> tuple[Path, Path]:
-    """The layout `scalebench ab` writes: <side>/round-<i>, four points (as benchmarks/ci-speed.toml),
+    """The layout `scalebench ab` writes: <side>/round-<i>, four points (as scalebench/specs/ci-speed.toml),
     each round's load shared by both sides of the round (a factor drawn per round), ≥ 12 samples."""
     rng = random.Random(seed)
     for i in range(rounds):

@@ -214,7 +214,7 @@ def _quick_families() -> list:
     from scalebench.sweep.spec import load_spec
 
     chosen: dict = {}  # per family: its first sampler at the spec's largest S and K
-    for p in expand(load_spec("benchmarks/quick.toml", device="cpu")):
+    for p in expand(load_spec("quick", device="cpu")):
         best = chosen.get(p.name)
         if best is None or (p.sampler == best.sampler and (p.S, p.K) > (best.S, best.K)):
             chosen[p.name] = p

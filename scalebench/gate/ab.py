@@ -33,7 +33,7 @@ from scalebench.gate.report import CompareReport
 from scalebench.gate.thresholds import CompareError, Thresholds
 from scalebench.results import latest_records
 
-DEFAULT_SPEC = Path("benchmarks/ci-speed.toml")
+DEFAULT_SPEC = "ci-speed"  # a shipped spec (scalebench/specs/ci-speed.toml)
 DEFAULT_ROUNDS = 6  # paired t over 6 rounds (df = 5): measured power in docs/speed-gate.md
 MARKER = "ab.json"
 
@@ -207,7 +207,7 @@ def default_out(rev: str) -> Path:
     return Path("results") / ("ab-" + re.sub(r"[^A-Za-z0-9._-]+", "-", rev).strip("-"))
 
 
-def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, out: Path | None = None,
+def run_ab(rev: str, spec: str | Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, out: Path | None = None,
            thresholds: Thresholds | None = None, alpha: float = DEFAULT_ALPHA, normalize: bool = False,
            imports: Sequence[str] = (), device: str | None = None, threads: int | None = None,
            root: Path | None = None, on_run: Callable[[dict[str, Any]], None] | None = None,
@@ -220,12 +220,12 @@ def run_ab(rev: str, spec: Path = DEFAULT_SPEC, rounds: int = DEFAULT_ROUNDS, ou
         raise AbError(f"--rounds {rounds} must be at least 1 (3 or more for a useful test)")
     t0 = time.perf_counter()
     root = repo_root(root)
-    spec = Path(spec)
-    if not spec.is_absolute() and not spec.exists() and (root / spec).exists():
-        spec = root / spec  # e.g. the default benchmarks/ci-speed.toml, run from a subdirectory
-    spec = spec.resolve()
+    from scalebench.specs import resolve_spec
+
+    spec = resolve_spec(spec, root).resolve()  # both sides run this tree's file, by its absolute path
     if not spec.is_file():
-        raise AbError(f"spec file {str(spec)!r} does not exist; pass a TOML file such as {DEFAULT_SPEC}")
+        raise AbError(f"spec file {str(spec)!r} does not exist; pass a TOML file or a shipped spec such as "
+                      f"{DEFAULT_SPEC}")
     generators = _spec_generators(spec)
     sha = resolve_rev(root, rev)
     out = (Path(out) if out else root / default_out(rev)).resolve()

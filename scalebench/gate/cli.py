@@ -108,8 +108,8 @@ def compare_cmd(
 
 def ab_cmd(
     rev: Annotated[str, typer.Argument(help="git revision to compare the working tree against, e.g. origin/main")],
-    spec: Annotated[Path, typer.Option(help="sweep spec both sides run (metrics = [] for speed only)")] = Path(
-        "benchmarks/ci-speed.toml"),
+    spec: Annotated[str, typer.Option(help="sweep spec both sides run, a shipped name or a TOML path "
+                                      "(metrics = [] for speed only)")] = "ci-speed",
     rounds: Annotated[int, typer.Option(help="interleaved rounds: both sides run back to back in each; ≥ 3 for the paired t-test")] = 6,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder (default results/ab-<rev>)")] = None,
     threshold: ThresholdOpt = None,

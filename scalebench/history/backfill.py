@@ -17,17 +17,17 @@ from scalebench.gate.ab import Side, check_tree, repo_root, resolve_rev, run_sid
 from scalebench.history.store import Entry, file_run, hardware, machine_name
 
 
-def backfill(revs: Sequence[str], store: Path, spec: Path, machine: str | None = None, threads: int | None = None,
+def backfill(revs: Sequence[str], store: Path, spec: str | Path, machine: str | None = None, threads: int | None = None,
              replace: bool = False, root: Path | None = None, imports: Sequence[str] = ()) -> Iterator[Entry]:
     """Run `spec` at each revision and file it in `store`; yields each entry as it is filed
     (a commit already filed is skipped unless `replace`, so an interrupted backfill resumes).
     `imports`: modules each run imports first (a plugin's generators, as `ab --import`)."""
     root = repo_root(root)
-    spec = Path(spec)
-    if not spec.is_absolute() and not spec.exists() and (root / spec).exists():
-        spec = root / spec
+    from scalebench.specs import resolve_spec
+
+    spec = resolve_spec(spec, root)
     if not spec.is_file():
-        raise ResultsError(f"spec file {str(spec)!r} does not exist; pass a TOML file such as benchmarks/ci-speed.toml")
+        raise ResultsError(f"spec file {str(spec)!r} does not exist; pass a TOML file or a shipped spec such as ci-speed")
     spec = spec.resolve()
     from scalebench.sweep.spec import load_spec
 

@@ -81,7 +81,7 @@ def build_cmd(
 def backfill_cmd(
     revs: Annotated[list[str], typer.Argument(help="commits to measure (sha, tag, branch; oldest first or any order)")],
     store: Annotated[Path, typer.Option("--store", "-s", help="the history store")],
-    spec: Annotated[Path, typer.Option(help="the spec each commit runs (this tree's file)")] = Path("benchmarks/ci-speed.toml"),
+    spec: Annotated[str, typer.Option(help="the spec each commit runs: a shipped name or this tree's TOML file")] = "ci-speed",
     machine: Annotated[str | None, typer.Option(help="machine name (default: derived)")] = None,
     threads: Annotated[int | None, typer.Option(help="OMP/MKL threads of each run")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="re-measure commits already filed")] = False,

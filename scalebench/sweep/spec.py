@@ -362,12 +362,16 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>", device: str | None 
 
 def load_spec(path: str | Path, device: str | None = None, compile: bool | None = None,
               executor: dict[str, Any] | None = None, threads: int | None = None) -> SweepSpec:
-    """Read and validate a TOML spec; errors are SpecError with one line naming the problem."""
-    p = Path(path)
+    """Read and validate a TOML spec (a path, or a shipped spec's name: `scalebench.specs.resolve_spec`);
+    errors are SpecError with one line naming the problem."""
+    from scalebench.specs import label, resolve_spec, shipped
+
+    p = resolve_spec(path)
     if p.is_dir():
-        raise SpecError(f"spec {str(p)!r} is a directory; pass a TOML file such as benchmarks/quick.toml")
+        raise SpecError(f"spec {str(p)!r} is a directory; pass a TOML file or a shipped spec ({', '.join(shipped())})")
     if not p.is_file():
-        raise SpecError(f"spec file {str(p)!r} does not exist; pass a TOML file such as benchmarks/quick.toml")
+        raise SpecError(f"spec file {str(p)!r} does not exist; pass a TOML file or a shipped spec "
+                        f"({', '.join(shipped())})")
     try:
         data = tomllib.loads(p.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -375,4 +379,4 @@ def load_spec(path: str | Path, device: str | None = None, compile: bool | None 
                         "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML ({e}); fix the syntax at that line") from None
-    return parse_spec(data, source=str(p), device=device, compile=compile, executor=executor, threads=threads)
+    return parse_spec(data, source=label(p), device=device, compile=compile, executor=executor, threads=threads)
