@@ -1,7 +1,8 @@
 """The HTML report in a real headless Chromium: renders offline, no errors, the table as derived, and a
 reader's first look (issue 28): the summary grid fits the first 1400 × 900 screen, no two text elements of
 any chart overlap at 1280 or 1920 px, every method keeps one identity across charts, and the page opens
-within `LOAD_LIMIT_S`. Each test leaves screenshots and its measured load time in its tmp_path.
+within `LOAD_LIMIT_S` (asserted on the quick run's report). Each test leaves screenshots (the first screen,
+the whole page at 1280 px, the top at 1920 px) and its measured load time (load.json) in its tmp_path.
 
 Needs /usr/bin/chromium (`make test` installs Debian's `chromium` through `make browser`) and the
 Python `playwright` package (dev extra; no `playwright install` — we drive the system Chromium).
@@ -107,6 +108,7 @@ class Opened:
         page.goto(url, wait_until="load")
         page.evaluate("window.scalebenchReady")
         self.load_s = time.perf_counter() - t0
+        self.drawn_at_ready = page.evaluate("document.querySelectorAll('div.plotly-chart[data-drawn]').length")
 
     def collect(self) -> None:
         """Read what the page recorded (before the browser closes)."""
@@ -129,7 +131,7 @@ def _glance(page, out: Path, tag: str) -> dict:
         page.set_viewport_size({"width": width, "height": SCREEN["height"]})
         page.evaluate(RESIZE)
         found[width] = page.evaluate(OVERLAPS)
-        page.screenshot(path=str(out / f"{tag}-{width}.png"), full_page=True)
+        page.screenshot(path=str(out / f"{tag}-{width}.png"), full_page=width == WIDTHS[0])
     page.set_viewport_size(SCREEN)
     page.evaluate(RESIZE)
     return {"overlaps": found, "identities": page.evaluate(IDENTITIES),
@@ -207,7 +209,9 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
     assert FLOOR_NAME in legend
     assert seen["overlaps"] == {w: [] for w in WIDTHS}
     assert len(_one_identity_per_method(seen["identities"])) == 7
-    assert opened.load_s <= LOAD_LIMIT_S, f"opened in {opened.load_s:.2f} s"
+    # opening draws only the charts near the first screen (the rest as they scroll in): the load time
+    # itself is asserted on the quick run's report (slow test) and recorded here in load.json
+    assert 1 <= opened.drawn_at_ready < len(seen["charts"]) / 2, opened.drawn_at_ready
 
 
 @pytest.mark.slow

@@ -253,14 +253,6 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, logx: bool = False, logy
     return fig
 
 
-def _ticks(fig: go.Figure, values: Iterable[float]) -> go.Figure:
-    """Label a log step axis at measured step counts, thinned (Plotly's own log ticks read 8 9 1 2 …)."""
-    vals = thin_ticks(values)
-    if vals:
-        fig.update_xaxes(tickvals=vals, ticktext=[f"{v:g}" for v in vals])
-    return fig
-
-
 def _metric_title(metric: str) -> str:
     spec = METRICS[metric]
     if metric in VALUE_SCALE:
