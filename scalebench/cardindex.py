@@ -2,21 +2,25 @@
 
 A card is a class attribute of its generator, and the generator's module imports torch and the
 family's networks (≈ 2.5 s here), so `scalebench list` reads `scalebench/zoo/cards.json` instead:
-every built-in generator's import target, card (`MethodCard.to_dict()`), declared params, and the
-sha256 of each source file its card can depend on (its module and what it imports inside
-`scalebench.methods` and `.adapters`). Two guards keep it honest:
+every built-in generator's import target, card (`MethodCard.to_dict()`), declared params, and a
+digest of the source its card and params are written in (`card_digest`: those assignments in the
+class body, the class's bases, and whatever names they use, followed through the module; a name
+imported from `scalebench.methods`, `.adapters` or `.data` brings that whole file). Two guards:
 
 - `tests/test_cardindex.py` fails when the committed file differs from what the registry gives
   (regenerate with `python -m scalebench.cardindex --write`);
-- at read time an entry whose target changed or any of whose source files changed (a family
-  edited without regenerating) is treated as absent, and the caller imports that generator.
+- at read time an entry whose target or digest no longer matches the source (a card edited
+  without regenerating) is treated as absent, and the caller imports that generator. Edits
+  elsewhere in a family (its sampler, its networks) leave the digest, and `list`'s speed, alone.
 
-Reading imports neither torch nor any family: only json, hashlib and the card dataclasses.
+Reading imports neither torch nor any family: json, hashlib, ast and the card dataclasses.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -28,9 +32,9 @@ from scalebench.params import REQUIRED, Param
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INDEX_PATH = PACKAGE_DIR / "zoo" / "cards.json"
-SOURCE_PACKAGES = ("scalebench.methods", "scalebench.adapters")
-"""Packages whose modules, when a generator's module imports them, can shape its card (the data
-package is left out: it shapes samples, not cards, and the test still compares every card in full)."""
+SOURCE_PACKAGES = ("scalebench.methods", "scalebench.adapters", "scalebench.data")
+"""A card that uses a name imported from these packages depends on that module's whole source."""
+CARD_ATTRS = ("card", "params")
 REGENERATE = "python -m scalebench.cardindex --write"
 
 
@@ -63,25 +67,101 @@ def param_from_dict(d: Mapping[str, Any]) -> Param:
 
 # ---------------------------------------------------------------- reading
 
-def _sha(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    except OSError:
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _module_file(module: str) -> Path | None:
+    base = PACKAGE_DIR.parent / module.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _loaded_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _defines(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+        node, ast.AnnAssign | ast.AugAssign) else []
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _imports(tree: ast.Module, module: str) -> dict[str, tuple[str, str]]:
+    """Local name → (the module it refers to, the object's name there or "" for the module itself)."""
+    package, out = module.rpartition(".")[0], {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            out.update({(a.asname or a.name).split(".")[0]: (a.name, "") for a in node.names})
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            for a in node.names:  # `from pkg import submodule` or `from module import obj`
+                sub = f"{base}.{a.name}"
+                out[a.asname or a.name] = (sub, "") if _module_file(sub) else (base, a.name)
+    return out
+
+
+@functools.cache
+def _parsed(path: Path) -> tuple[ast.Module, list[str]]:
+    text = path.read_text(encoding="utf-8")
+    return ast.parse(text), text.splitlines(keepends=True)
+
+
+def card_digest(target: str) -> str | None:
+    """Digest of the source a generator's `card` and `params` are written in (None: not found).
+
+    The assignments in the class body and the class's bases, then every name they use, resolved in
+    the class body, then the module (that definition's source joins the digest, and the names it
+    uses), else through an import from `SOURCE_PACKAGES`. Another class, here or imported, joins with
+    its own card digest (a base's params, an adapter's card that is gpt's replaced); any other
+    imported name with its module's whole file."""
+    module, _, cls_name = target.partition(":")
+    path = _module_file(module)
+    if path is None:
         return None
-
-
-def _fresh(entry: Mapping[str, Any]) -> bool:
-    return all(_sha(PACKAGE_DIR.parent / rel) == digest for rel, digest in entry.get("sources", {}).items())
+    tree, lines = _parsed(path)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls_name), None)
+    if cls is None:
+        return None
+    in_class = {name: node for node in cls.body for name in _defines(node)}
+    in_module = {name: node for node in tree.body for name in _defines(node)}
+    imports = _imports(tree, module)
+    parts, todo, seen = [], [*CARD_ATTRS, *(n for b in cls.bases for n in _loaded_names(b))], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = in_class.get(name) or in_module.get(name)
+        if isinstance(node, ast.ClassDef) and node is not cls:  # another class: what it gives is its card
+            parts.append(f":{name} {card_digest(f'{module}:{name}')}")
+        elif node is not None and node is not cls:
+            parts.append("".join(lines[node.lineno - 1:node.end_lineno]))  # whole lines: cheap, and enough
+            todo.extend(_loaded_names(node))
+        elif name in imports and imports[name][0].startswith(SOURCE_PACKAGES):
+            source, obj = imports[name]
+            digest = card_digest(f"{source}:{obj}") if obj else None
+            if digest is None and (file := _module_file(source)) is not None:
+                digest = _sha(file.read_bytes())
+            parts.append(f"{source}:{obj} {digest}")
+    return _sha("\n".join(sorted(parts)).encode())
 
 
 def read_index(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """name → entry of every indexed generator whose sources are unchanged ({} without an index)."""
+    """name → entry of every indexed generator whose card source is unchanged ({} without an index)."""
     try:
         data = json.loads((path or INDEX_PATH).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     entries = data.get("generators", {}) if isinstance(data, dict) else {}
-    return {name: e for name, e in entries.items() if _fresh(e)}
+    return {name: e for name, e in entries.items() if card_digest(e.get("target", "")) == e.get("card_source")}
 
 
 def indexed_card(entry: Mapping[str, Any]) -> tuple[MethodCard, tuple[Param, ...]]:
@@ -89,14 +169,6 @@ def indexed_card(entry: Mapping[str, Any]) -> tuple[MethodCard, tuple[Param, ...
 
 
 # ---------------------------------------------------------------- generating (imports every generator)
-
-def _sources(module: str) -> dict[str, str]:
-    from scalebench.codehash import module_closure
-
-    files = module_closure(module, SOURCE_PACKAGES)  # the module itself included
-    return {path.resolve().relative_to(PACKAGE_DIR.parent).as_posix(): _sha(path) or ""
-            for path in sorted(files.values())}
-
 
 def build_index() -> dict[str, Any]:
     """The index as the registry gives it now: every built-in generator (families, adapters)."""
@@ -110,8 +182,7 @@ def build_index() -> dict[str, Any]:
         cls = GENERATORS.get(name)
         target = GENERATORS.target(name)
         entries[name] = {"target": target, "card": cls.card.to_dict(),
-                         "params": [param_to_dict(p) for p in declared(cls)],
-                         "sources": _sources(target.split(":")[0])}
+                         "params": [param_to_dict(p) for p in declared(cls)], "card_source": card_digest(target)}
     return {"about": f"generated from the registered cards by `{REGENERATE}`; "
                      "tests/test_cardindex.py fails when it differs", "generators": entries}
 

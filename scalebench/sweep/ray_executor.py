@@ -183,7 +183,7 @@ class RayExecutor:
             if s.address is None:
                 self._private = True
                 log.info("ray: starting a private local Ray (%d CPUs) for %d workers", s.workers * threads, s.workers)
-                # its processes inherit this environment: no runtime_env, whose set-up costs each worker ~0.8 s
+                # its processes inherit this environment: no runtime_env, whose set-up each worker would wait for
                 with _environ(PYTHONPATH=path):
                     ray.init(address="local", num_cpus=s.workers * threads, include_dashboard=False,
                              log_to_driver=False, configure_logging=False)
