@@ -309,7 +309,7 @@ PHASES = {
     "planning": (SLOW_POINTS, "trip(scalebench.sweep.runner, 'expand', 1)", None, 0),
     "starting Ray": (SLOW_POINTS, "", "ray: starting a private local Ray", 0),
     "writing": (SLOW_POINTS, "trip(scalebench.results.RecordWriter, 'append', 2)", None, 1),
-    "timing rounds": ({**SLOW_POINTS, "seeds": [0, 1], "timing": {"warmup": 0, "rounds": 30},
+    "timing rounds": ({**SLOW_POINTS, "seeds": [0, 1], "timing": {"warmup": 0, "rounds": 10},
                        "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [50]}]},
                       "", "ray: timing rounds over 2 points", 2),
 }
