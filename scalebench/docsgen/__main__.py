@@ -1,0 +1,5 @@
+"""`python -m scalebench.docsgen [--check]`."""
+
+from scalebench.docsgen import main
+
+raise SystemExit(main())
