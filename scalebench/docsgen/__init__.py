@@ -61,19 +61,19 @@ def generate(root: Path | str = ".") -> list[DocResult]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Rewrite the generated blocks (or, with --check, report the ones that differ: exit 1)."""
-    parser = argparse.ArgumentParser(prog="python -m scalebench.docsgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated block differs")
-    parser.add_argument("--root", default=".", help="the repository root (holds docs/ and results/)")
-    args = parser.parse_args(argv)
+def run(root: Path | str = ".", check: bool = False) -> int:
+    """Rewrite the generated blocks under `root` (or, with `check`, only report the ones that differ).
+
+    Exit code: 0 done / up to date, 1 `check` found a block that differs, 2 bad input (one line on stderr).
+    What a `scalebench docs` command calls.
+    """
     try:
-        results = generate(args.root)
+        results = generate(root)
     except ScalebenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     stale = [(r, name) for r in results for name in r.changed]
-    if args.check:
+    if check:
         for r, name in stale:
             print(f"{r.path}: generated block {name!r} differs from the committed records; run `make docs`")
         return 1 if stale else 0
@@ -81,7 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for r in results:
         if r.new != r.old:
-            atomic_write_text(Path(args.root) / r.path, r.new)
+            atomic_write_text(Path(root) / r.path, r.new)
             print(f"{r.path}: rewrote {', '.join(r.changed)}")
     print(f"{len(results)} docs with generated blocks, {len(stale)} block(s) rewritten")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m scalebench.docsgen [--check] [--root DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m scalebench.docsgen", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated block differs")
+    parser.add_argument("--root", default=".", help="the repository root (holds docs/ and results/)")
+    args = parser.parse_args(argv)
+    return run(args.root, args.check)
