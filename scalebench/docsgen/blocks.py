@@ -25,7 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalebench.docsgen import floors, likelihoods, measured, paired, scalability
+import scalebench.docsgen.floors as floors
+import scalebench.docsgen.likelihoods as likelihoods
+import scalebench.docsgen.measured as measured
+import scalebench.docsgen.paired as paired
+import scalebench.docsgen.scalability as scalability
 from scalebench.docsgen.markers import Block
 from scalebench.docsgen.runs import Run
 from scalebench.errors import UsageError

@@ -46,7 +46,7 @@ class Run:
 
     @property
     def is_full(self) -> bool:
-        """A run of the full spec (`benchmarks/full.toml`, or a spec named full…, e.g. a trimmed copy)."""
+        """A run of the full spec (the shipped `full` spec, or a spec named full…, e.g. a trimmed copy)."""
         return Path(self.spec_source).stem.startswith("full") or self.spec_name.startswith("full")
 
     def family_records(self, family: str, ok: bool = True) -> list[Record]:
