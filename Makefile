@@ -56,7 +56,7 @@ train: install  # one at a time, parents first (order from scalebench/zoo/index.
 	$(SB) train --all
 
 docs: install  # the docs' measured tables (generated blocks) from the committed records under results/
-	$(PY) -m scalebench.docsgen
+	$(PY) -m scalebench.cli docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

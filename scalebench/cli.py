@@ -325,6 +325,19 @@ def export(
         console.print(f"wrote {p} ({len(df)} rows)", markup=False, highlight=False)
 
 
+@app.command()
+def docs(
+    root: Annotated[Path, typer.Option("--root", help="the repository root (holds docs/ and results/)")] = Path("."),
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if a generated block differs")] = False,
+) -> None:
+    """Rewrite the docs' measured tables (blocks between <!-- generated:NAME --> markers) from the committed runs."""
+    from scalebench.docsgen import run as docs_run
+
+    code = docs_run(root, check=check)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("export-hf")
 @cli_errors
 def export_hf(

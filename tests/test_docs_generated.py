@@ -69,7 +69,7 @@ def test_write_then_check_on_a_doc_without_records(tmp_path: Path, capsys: pytes
     new = path.read_bytes().decode("utf-8")
     assert outside(new, find_blocks(new)) == outside(DOC, find_blocks(DOC))  # \r\n, tabs, no final newline
     assert "hand-copied 5.90" not in new
-    assert "No committed full-spec record of this family yet (issue 23 item 1)" in new
+    assert "No committed full-spec record of this family yet" in new
     assert "No committed record carries a data floor." in new
     assert main(["--check", "--root", str(tmp_path)]) == 0
 

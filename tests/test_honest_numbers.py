@@ -49,6 +49,7 @@ def _fresh(ds: Digits, splits: tuple[str, ...], n: int, seed: int = 99) -> torch
 FRESH = {"ref_nll": ("train", "reference"), "memorisation": ("features",), "memorisation_feat": ("reference",)}
 
 
+@pytest.mark.slow  # ≥ 15 s on 2 cores: run by `make test-slow` (CI runs both)
 def test_real_held_out_data_lands_inside_the_floor_band(ds: Digits) -> None:
     """A fresh draw of real unseen images scores inside the floor's mean ± 2 sd on every metric."""
     floor = data_floor(ds, FLOOR_METRICS, N)

@@ -153,6 +153,7 @@ def test_checkpoint_metadata_and_size(gen: mar.MARGenerator) -> None:
 N_QUALITY = 300
 
 
+@pytest.mark.slow  # ≥ 15 s on 2 cores: run by `make test-slow` (CI runs both)
 def test_quality_at_the_largest_budget_beats_independent_pixels(gen: mar.MARGenerator) -> None:
     from scalebench.data import get_dataset
     from scalebench.metrics.quality import compute_quality

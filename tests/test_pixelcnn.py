@@ -156,6 +156,7 @@ def test_nll_exact_and_sensible(gen: pc.PixelCNNGenerator) -> None:
     assert abs(full - gen.meta["test_nll_bits_per_dim"]) < 1e-3
 
 
+@pytest.mark.slow  # ≥ 15 s on 2 cores: run by `make test-slow` (CI runs both)
 def test_quality_beats_independent_pixel_marginals(gen: pc.PixelCNNGenerator) -> None:
     """At S = 64, 1000 samples: FID below that of pixels drawn independently from the data's marginals."""
     ds = Digits()

@@ -119,6 +119,7 @@ class KillAfter(RayExecutor):
             yield rec
 
 
+@pytest.mark.slow  # ≥ 15 s on 2 cores: run by `make test-slow` (CI runs both)
 def test_a_killed_worker_loses_no_point(tmp_path) -> None:
     """kill -9 of a busy worker: its point is retried on a replacement and every point ends ok."""
     spec = parse_spec(SPEC)
@@ -129,6 +130,7 @@ def test_a_killed_worker_loses_no_point(tmp_path) -> None:
     assert run_sweep(spec, tmp_path / "run", executor=RayExecutor(), progress=False).ran == 0
 
 
+@pytest.mark.slow  # ≥ 15 s on 2 cores: run by `make test-slow` (CI runs both)
 def test_a_point_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(tmp_path) -> None:
     spec = parse_spec({**SPEC, "generators": [{"name": "diffusion", "samplers": ["ddim"], "K": [10]}]})
     ex = KillAfter(settings=ExecutorSettings(kind="ray", workers=1, retries=0))

@@ -54,7 +54,7 @@ def generate(root: Path | str = ".") -> list[DocResult]:
         old = read(path)
         rel = path.relative_to(root)
         blocks = find_blocks(old, rel)
-        texts = {name: body(text) for name, text in bodies(rel, blocks, runs).items()}
+        texts = {name: body(text) for name, text in bodies(rel, blocks, runs, root).items()}
         new = splice(old, blocks, texts)
         changed = [b.name for b in blocks if b.name in texts and old[b.start:b.end] != texts[b.name]]
         out.append(DocResult(rel, old, new, changed))

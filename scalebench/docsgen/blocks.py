@@ -15,8 +15,7 @@ Names (the part after `generated:`):
 - `scalability-table:floor-example` — how one committed record carries its floors (JSON);
 - `likelihoods:test-nll` — every family's test NLL in the records (`likelihoods.py`).
 
-`FOREIGN` names blocks another generator writes (`scaling`: `python -m scalebench.scaling.docs`); they
-are left untouched.
+- `scaling` — the fitted exponents, allocations, frontier and calibration (`scalebench.scaling.docs`).
 """
 
 from __future__ import annotations
@@ -35,9 +34,7 @@ from scalebench.docsgen.runs import Run
 from scalebench.errors import UsageError
 
 KEYWORDS = ("full", "other")
-FOREIGN = {"scaling": "python -m scalebench.scaling.docs"}
-"""Blocks another generator owns (same marker syntax): left exactly as they are here."""
-NO_FULL = ("No committed full-spec record of this family yet (issue 23 item 1); the figures previously here came "
+NO_FULL = ("No committed full-spec record of this family yet; the figures previously here came "
            "from an uncommitted run and were removed.")
 
 
@@ -91,7 +88,7 @@ def _none_text(block: MethodBlock) -> str:
     if block.selector == "full":
         if not what:
             return NO_FULL
-        return (f"No committed full-spec record of `{block.family}`{what} yet (issue 23 item 1); the figures "
+        return (f"No committed full-spec record of `{block.family}`{what} yet; the figures "
                 "previously here came from an uncommitted run and were removed.")
     if block.selector == "other":
         return f"No other committed run holds `{block.family}`{what}."
@@ -115,7 +112,13 @@ def _scalability(selector: str, runs: list[Run], claimed: set[str]) -> str:
     return scalability.section(chosen[0]) if chosen else f"No committed run `results/{selector}` with quality values."
 
 
-def bodies(path: Path | str, blocks: list[Block], runs: list[Run]) -> dict[str, str]:
+def _scaling(root: Path | str) -> str:
+    from scalebench.scaling.docs import generate
+
+    return generate(Path(root))
+
+
+def bodies(path: Path | str, blocks: list[Block], runs: list[Run], root: Path | str = ".") -> dict[str, str]:
     """{block name: its generated text} for every block of one doc; an unknown name is a UsageError."""
     where = {b.name: f"{path}:{b.line}" for b in blocks}
     methods = {b.name: parse_method(b.name, where[b.name]) for b in blocks if b.name.startswith("methods/")}
@@ -128,11 +131,10 @@ def bodies(path: Path | str, blocks: list[Block], runs: list[Run]) -> dict[str, 
         "metrics:floors": lambda: floors.table(runs),
         "likelihoods:test-nll": lambda: likelihoods.table(runs),
         "scalability-table:floor-example": lambda: scalability.floor_example(runs),
+        "scaling": lambda: _scaling(root),
     }
     out = {}
     for b in blocks:
-        if b.name in FOREIGN:
-            continue
         if b.name in methods:
             m = methods[b.name]
             out[b.name] = method_body(m, runs, claimed_methods.get(m.family, set()))

@@ -109,15 +109,23 @@ def build_charts(df: pd.DataFrame, metric: str | None) -> list[Chart]:
 
 
 def scaling_charts(df: pd.DataFrame, metric: str | None) -> list[Chart]:
-    """INCLUDE POINT for the fitted scaling laws (section "scaling", drawn after the main charts): none yet.
+    """The fitted scaling laws (section "scaling"): α per row and axis over the measured points, the
+    compute-optimal S × K path of each both-axes row, and the frontier across families."""
+    from scalebench.scaling import figures
 
-    `scalebench.scaling.figures` provides plotly builders (`fits_figure`, `allocation_figures`,
-    `frontier_figure`). To show them, return one `Chart(id, heading, figure, "scaling")` per figure here:
-    they then get their own section, lazy drawing, PNG export and the browser tests' checks (no
-    overlapping text at 1280 and 1920 px, one identity per method wherever a trace carries
-    `charts.method_meta`). Left out until those figures pass the same checks and the size budget.
-    """
-    return []
+    if metric is None or not _has(df, metric):
+        return []
+    out = [Chart("scaling_fits", f"{metric}: fitted scaling laws against NFE", figures.fits_figure(df, metric),
+                 "scaling")]
+    for label, fig in figures.allocation_figures(df, metric).items():
+        out.append(Chart(f"allocation_{_slug(label)}", f"{label}: compute-optimal S × K", fig, "scaling"))
+    out.append(Chart("scaling_frontier", f"best {metric} per FLOP across families", figures.frontier_figure(df, metric),
+                     "scaling"))
+    return out
+
+
+def _slug(label: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
 
 
 def _provenance_html(manifests: Mapping[str, dict[str, Any]], df: pd.DataFrame) -> str:

@@ -289,6 +289,6 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     from scalebench.flags import row_flags  # copies / collapse among the row's points
 
     out["flags"] = row_flags(df, out)
-    from scalebench.scaling.columns import scaling_columns  # α per varied axis and the S × K allocation (issue 27)
+    from scalebench.scaling.columns import scaling_columns  # α per varied axis and the S × K allocation
 
     return scaling_columns(df, out)

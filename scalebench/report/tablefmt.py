@@ -77,7 +77,7 @@ def evidence_text(row: pd.Series, axis: str) -> str:
         marks = [f"{cell.split(':', 1)[0]} {LABELS.get(cell.split(':', 1)[1], '?').split(' ')[0]}"
                  for cell in pattern.split(",")]
         text += f"; at every value (raw p): {', '.join(marks)}"
-    from scalebench.scaling.columns import scaling_text  # the fitted exponent along this axis (issue 27)
+    from scalebench.scaling.columns import scaling_text  # the fitted exponent along this axis
 
     law = scaling_text(row, axis)
     return f"{text}; {law}" if law else text

@@ -1,4 +1,4 @@
-"""Scaling laws of inference compute (issue 27): how fast quality approaches the data as compute grows.
+"""Scaling laws of inference compute: how fast quality approaches the data as compute grows.
 
 - `fit`        — one curve (replicates × compute values): the power law with an irreducible term,
   z(C) = z∞ + a·C^(−α), its exponent with a 95 % jackknife-t interval over replicates, the fit's

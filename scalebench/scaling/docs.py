@@ -132,17 +132,18 @@ def frontier_tables(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def calibration_block() -> str:
-    table = ROOT / CALIBRATION / "table.md"
-    readme = ROOT / CALIBRATION / "README.md"
+def calibration_block(root: Path = ROOT) -> str:
+    table = root / CALIBRATION / "table.md"
+    readme = root / CALIBRATION / "README.md"
     if not table.exists():
         return f"(no calibration record: run `python benchmarks/scaling_calibration.py` to write {CALIBRATION}/)"
     head = readme.read_text(encoding="utf-8").strip() + "\n\n" if readme.exists() else ""
     return head + table.read_text(encoding="utf-8").strip()
 
 
-def generate() -> str:
-    """The block between the markers, from the committed records."""
+def generate(root: Path | str = ROOT) -> str:
+    """The block between the markers, from the committed records under `root` (`make docs` writes it
+    through `scalebench.docsgen`, like every other generated block)."""
     from scalebench.report.table import known_cards, scalability_table
     from scalebench.results import load_results
 
@@ -151,7 +152,7 @@ def generate() -> str:
              "`*_alpha_*` columns of `scalebench table RUN --csv`.", ""]
     frames = {}
     for run, what in SOURCES:
-        df = load_results(ROOT / run)
+        df = load_results(Path(root) / run)
         frames[run] = df
         table = scalability_table(df, METRIC, cards=known_cards(df))
         parts += [f"### `{run}`", "", f"{what[0].upper()}{what[1:]}.", "", exponents_table(table), ""]
@@ -161,7 +162,7 @@ def generate() -> str:
     parts += ["## The frontier across families", ""]
     for run in FRONTIER_SOURCES:
         parts += [f"### `{run}`", "", frontier_tables(frames[run])]
-    parts += ["## Calibration on known truth", "", calibration_block(), ""]
+    parts += ["## Calibration on known truth", "", calibration_block(Path(root)), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -118,8 +118,10 @@ def fits_figure(df: pd.DataFrame, metric: str | None = None, measure: str = "nfe
                          row=r, col=c)
     fig.update_annotations(font_size=11)
     fig.update_layout(title=f"{metric} against {MEASURE_WORDS[measure]}: power law with an irreducible term "
-                            "(scalebench/scaling/fit.py)", height=260 * rows + 120, template="plotly_white",
-                      legend=dict(orientation="h", y=-0.05 / rows))
+                            "(scalebench/scaling/fit.py)", height=260 * rows + 170, template="plotly_white",
+                      # the legend sits below the bottom row's axis title, not on it (plot area = height − t − b)
+                      margin=dict(t=100, b=130),
+                      legend=dict(orientation="h", yanchor="top", y=-70 / (260 * rows - 60)))
     return fig
 
 
