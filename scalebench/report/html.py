@@ -115,12 +115,13 @@ def scaling_charts(df: pd.DataFrame, metric: str | None) -> list[Chart]:
 
     if metric is None or not _has(df, metric):
         return []
-    out = [Chart("scaling_fits", f"{metric}: fitted scaling laws against NFE", figures.fits_figure(df, metric),
-                 "scaling")]
+    fits = figures.fits_figure(df, metric)
+    out = [Chart("scaling_fits", f"{metric}: fitted scaling laws against NFE", fits, "scaling")] if fits.data else []
     for label, fig in figures.allocation_figures(df, metric).items():
         out.append(Chart(f"allocation_{_slug(label)}", f"{label}: compute-optimal S × K", fig, "scaling"))
-    out.append(Chart("scaling_frontier", f"best {metric} per FLOP across families", figures.frontier_figure(df, metric),
-                     "scaling"))
+    frontier = figures.frontier_figure(df, metric)
+    if frontier.data:  # a run without FLOPs has no frontier per FLOP to draw
+        out.append(Chart("scaling_frontier", f"best {metric} per FLOP across families", frontier, "scaling"))
     return out
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from scalebench.report.charts import log_ticks
 from scalebench.scaling.allocation import allocate, surface_of
 from scalebench.scaling.curves import (
     AXES,
@@ -113,9 +114,11 @@ def fits_figure(df: pd.DataFrame, metric: str | None = None, measure: str = "nfe
                                      hovertemplate=f"fit: α {fit.alpha:.3g}<extra></extra>"), row=r, col=c)
         positive = np.all(q[np.isfinite(q)] > 0)
         span = np.nanmax(mean) / max(np.nanmin(mean), 1e-12) if positive else 0
-        fig.update_xaxes(type="log", title_text=MEASURE_WORDS[measure] if r == rows else None, row=r, col=c)
-        fig.update_yaxes(type="log" if positive and span > 10 else "linear", title_text=metric if c == 1 else None,
-                         row=r, col=c)
+        fig.update_xaxes(type="log", title_text=MEASURE_WORDS[measure] if r == rows else None, row=r, col=c,
+                         **log_ticks(x, max_ticks=5))
+        logy = positive and span > 10
+        fig.update_yaxes(type="log" if logy else "linear", title_text=metric if c == 1 else None, row=r, col=c,
+                         **(log_ticks(mean, max_ticks=5) if logy else {}))
     fig.update_annotations(font_size=11)
     fig.update_layout(title=f"{metric} against {MEASURE_WORDS[measure]}: power law with an irreducible term "
                             "(scalebench/scaling/fit.py)", height=260 * rows + 170, template="plotly_white",
@@ -203,6 +206,8 @@ def frontier_figure(df: pd.DataFrame, metric: str | None = None, measure: str = 
     scale = 1e3 if measure == "latency" else 1.0
     xlab = "latency per sample (ms)" if measure == "latency" else MEASURE_WORDS[measure]
     fig = go.Figure()
+    if p.empty or "compute" not in p.columns:  # no point carries this compute measure (e.g. no FLOPs counted)
+        return fig.update_layout(title=f"best {metric} per {xlab}: no point with a {xlab}", template="plotly_white")
     clean, bad, front = p[~p["flagged"]], p[p["flagged"]], p[p["on_frontier"]].sort_values("compute")
 
     def hover(d: pd.DataFrame) -> list[str]:
@@ -229,7 +234,8 @@ def frontier_figure(df: pd.DataFrame, metric: str | None = None, measure: str = 
                            zip(hover(g), g["lo"], g["hi"], g["replicates"], strict=True)], hoverinfo="text"))
     positive = bool(len(clean) and (clean["value"] > 0).all())
     span = clean["value"].max() / clean["value"].min() if positive else 0
-    fig.update_xaxes(type="log", title_text=xlab)
-    fig.update_yaxes(type="log" if positive and span > 10 else "linear", title_text=ylab)
+    fig.update_xaxes(type="log", title_text=xlab, **log_ticks(p["compute"] * scale, max_ticks=10))
+    logy = positive and span > 10
+    fig.update_yaxes(type="log" if logy else "linear", title_text=ylab, **(log_ticks(clean["value"]) if logy else {}))
     return fig.update_layout(title=f"best {metric} per {xlab} across families (frontier: no cheaper allocation is "
                                    "better; flagged points left out)", template="plotly_white", height=520)
