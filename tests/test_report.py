@@ -534,3 +534,22 @@ def test_report_page_embeds_plotly_once_compressed_and_figures_without_template(
     assert len(page.encode()) < 3_000_000
     shown = sum(len(chosen) for chosen in preview_points(load_results(run)).values())
     assert page.count('<img src="data:image/png;base64,') == shown
+
+
+def test_the_outer_loop_is_measured_from_the_counted_nfe() -> None:
+    """ards (AR once, then K − 1 passes: NFE = S + K − 1) is additive, so its declared outer K is marked
+    declared only; ar_diffusion's K + (S − 1)⌈K/2⌉ has an S × K interaction, so its nesting is measured."""
+    from scalebench.report.table import IMPROVES, NESTED, SEQUENTIAL, _agreement, measured_outer
+    from scalebench.report.tablefmt import outer_text
+
+    def nfe(f):
+        return pd.DataFrame([{"S": s, "K": k, "value": float(f(s, k))} for s in (1, 4, 16) for k in (1, 2, 5)])
+
+    assert measured_outer(nfe(lambda s, k: s + k - 1)) == SEQUENTIAL
+    assert measured_outer(nfe(lambda s, k: k + (s - 1) * -(-k // 2))) == NESTED
+    assert measured_outer(nfe(lambda s, k: s)[lambda d: d["K"] == 1]) == ""  # one axis only: nothing to read
+    yes = {"S": IMPROVES, "K": IMPROVES}
+    assert _agreement(yes, "both-outer-K", "K", NESTED) == "yes"
+    assert _agreement(yes, "both-outer-K", "K", SEQUENTIAL) == "? (outer declared only: NFE additive in S and K)"
+    assert outer_text(pd.Series({"outer": "K", "outer_measured": SEQUENTIAL})) == "K (declared only)"
+    assert outer_text(pd.Series({"outer": "S", "outer_measured": NESTED})) == "S"

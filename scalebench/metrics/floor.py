@@ -35,6 +35,7 @@ import logging
 import math
 import statistics
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -126,8 +127,37 @@ def ref_nll_floor(dataset: Any, metrics: list[str], n: int, device: str) -> dict
     return {"ref_nll": _mean_floor(reference_nll(pool, device).cpu(), n, "+".join(HELD_OUT))}
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "zoo" / "floors"
+"""Floors of the built-in datasets at the shipped specs' sample counts, as package data (`--ship`)."""
+
+
+def _canonical(key: Any) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def floor_file(key: dict[str, Any]) -> str:
+    """The file name of a floor: a hash of everything that changes it."""
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:20] + ".json"
+
+
+def _read(path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The floor stored at `path` if its key is exactly `key` (verified, not trusted from the name)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data["floor"] if isinstance(data, dict) and _canonical(data.get("key")) == _canonical(key) else None
+
+
 def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu") -> dict[str, dict[str, Any]]:
-    """{metric: {"mean", "sd", "n", "draws", "pool", ...}} of real data at sample count n (cached)."""
+    """{metric: {"mean", "sd", "n", "draws", "pool", ...}} of real data at sample count n.
+
+    Looked up in the user's cache, then in the floors shipped with the package (a fresh install
+    does not spend ~15 s per sample count on them); each is used only if its stored key equals
+    today's, else the floor is recomputed and cached.
+    """
     from scalebench.atomic import atomic_write_text
     from scalebench.metrics.fid import cache_dir
 
@@ -135,10 +165,11 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
     if not wanted:
         return {}
     key = floor_key(dataset, wanted, n)
-    path = cache_dir() / "floors" / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-                                     .hexdigest()[:20] + ".json")
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))["floor"]
+    path = cache_dir() / "floors" / floor_file(key)
+    for where in (path, SHIPPED / path.name):
+        found = _read(where, key)
+        if found is not None:
+            return found
     from scalebench.metrics import METRICS, function, grouped
 
     unknown = [m for m in wanted if m not in METRICS or not METRICS[m].floor]
@@ -153,3 +184,50 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
     atomic_write_text(path, json.dumps({"key": key, "floor": floor}, indent=2, default=str))
     log.info("data floor at n=%d for %s cached at %s", n, ",".join(wanted), path)
     return floor
+
+
+def shipped_needs() -> list[tuple[str, tuple[str, ...], int]]:
+    """(dataset, metrics, n) of every floor a shipped spec's points ask for (built-in datasets only)."""
+    from scalebench.specs import shipped
+    from scalebench.sweep.plan import expand
+    from scalebench.sweep.spec import load_spec
+
+    need = set()
+    for name in shipped():
+        for p in expand(load_spec(name)):
+            metrics = tuple(sorted(m for m in p.metrics if m != "test_nll"))
+            if metrics and not p.dataset_args:
+                need.add((p.dataset or "digits", metrics, p.n))
+    return sorted(need)
+
+
+def ship(device: str = "cpu") -> list[Path]:
+    """Compute (or read from the cache) every floor `shipped_needs` lists into SHIPPED; drop stale files."""
+    from scalebench.atomic import atomic_write_text
+    from scalebench.data import get_dataset
+
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, metrics, n in shipped_needs():
+        dataset = get_dataset(name)
+        wanted = tuple(m for m in metrics if m in tuple(dataset.metrics))
+        if not wanted:
+            continue
+        key = floor_key(dataset, tuple(sorted(wanted)), n)
+        floor = data_floor(dataset, wanted, n, device)
+        out = SHIPPED / floor_file(key)
+        atomic_write_text(out, json.dumps({"key": key, "floor": floor}, indent=2, default=str) + "\n")
+        written.append(out)
+    for stale in set(SHIPPED.glob("*.json")) - set(written):
+        stale.unlink()
+    return written
+
+
+if __name__ == "__main__":  # python -m scalebench.metrics.floor --ship
+    import argparse
+
+    ap = argparse.ArgumentParser(description="write the shipped data floors (scalebench/zoo/floors/)")
+    ap.add_argument("--ship", action="store_true", required=True)
+    ap.parse_args()
+    for f in ship():
+        print(f"wrote {f}")

@@ -51,6 +51,7 @@ EVIDENCE_FIELDS = ["at", "values", "lo", "hi", "end_at", "q_lo", "q_hi", "q_end"
 SCALING, NOT_SCALING = (IMPROVES,), (FLAT, WORSE, FIXED)
 CATEGORY_ORDER = [*SEED_CATEGORIES, "unknown"]
 TABLE_COLUMNS = ["category", "dataset", "generator", "sampler", "family", "metric", "better", "S", "K", "outer",
+                 "outer_measured",
                  "seed_S", "seed_K", "seed_outer", "agrees", "floor", "floor_sd"] + [
                      f"{a}_{f}" for a in AXES for f in EVIDENCE_FIELDS] + [f"{a}_pattern" for a in AXES]
 SCALES, NOT_SCALES = "scales", "does not scale"
@@ -188,8 +189,31 @@ def verdict_pattern(points: pd.DataFrame, axis: str, other: str, better: str, ru
     return ",".join(out)
 
 
-def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -> str:
-    """"yes", "no (axes)", or "? (axis verdict)": only cells that speak to scaling are compared with the seed."""
+SEQUENTIAL, NESTED = "sequential", "nested"
+
+
+def measured_outer(nfe: pd.DataFrame) -> str:
+    """How S and K compose in the sampler, read from the counted NFE over the row's S × K grid.
+
+    "nested" when the NFE has an S × K interaction on the measured grid (one axis's loop runs inside
+    the other's, as in ar_diffusion's K + (S−1)⌈K/2⌉), "sequential" when it is additive there (ards:
+    S AR steps, then K − 1 denoising passes, S + K − 1; rolling's pipelined window is also additive
+    wherever K ≤ S, where its window holds W = K frames), "" when the row does not vary both axes. NFE is symmetric in the two
+    loops, so which one is outer stays the card's claim; a measured nesting supports it, an
+    additive count leaves it declared only.
+    """
+    grid = nfe.groupby(["S", "K"])["value"].mean().unstack("K")
+    if grid.shape[0] < 2 or grid.shape[1] < 2:
+        return ""
+    inter = grid.sub(grid.iloc[:, 0], axis=0).sub(grid.iloc[0, :], axis=1) + grid.iloc[0, 0]
+    return NESTED if (inter.abs() > 0.5).to_numpy()[np.isfinite(inter.to_numpy())].any() else SEQUENTIAL
+
+
+def _agreement(cells: dict[str, str], category: str | None, outer: str | None, outer_measured: str = "") -> str:
+    """"yes", "no (axes)", or "? (axis verdict)": only cells that speak to scaling are compared with the seed.
+
+    A declared outer loop whose counted NFE is additive in S and K (`measured_outer` = "sequential")
+    agrees with the seed by declaration only, so it makes the row "? (outer declared only …)"."""
     seed = SEED_CATEGORIES.get(category or "")
     if seed is None:
         return "?"
@@ -201,6 +225,8 @@ def _agreement(cells: dict[str, str], category: str | None, outer: str | None) -
             wrong.append(axis)
     if seed[2] is not None and outer is not None and outer != seed[2]:
         wrong.append("outer")
+    elif seed[2] is not None and outer_measured == SEQUENTIAL:
+        unsure.append("outer declared only: NFE additive in S and K")
     if wrong:
         return f"no ({', '.join(wrong)})"
     return f"? ({', '.join(unsure)})" if unsure else "yes"
@@ -247,6 +273,9 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
         floor = method_floor(ok, metric, (ok["generator"] == generator) & (ok["sampler"].fillna("") == (sampler or ""))
                              & (ok["dataset"].fillna("") == (dataset or "")))
         row["floor"], row["floor_sd"] = (floor.mean, floor.sd) if floor is not None else (np.nan, np.nan)
+        row["outer_measured"] = measured_outer(ok.loc[(ok["metric"] == "nfe") & (ok["generator"] == generator)
+                                                      & (ok["sampler"].fillna("") == (sampler or ""))
+                                                      & (ok["dataset"].fillna("") == (dataset or ""))])
         for axis, other in (("S", "K"), ("K", "S")):
             fixed = bool(card is not None and getattr(card, axis).is_fixed)
             at, why, sl = "", "", None
@@ -280,7 +309,7 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
         row["seed_S"] = (SCALES if seed[0] else NOT_SCALES) if seed else "?"
         row["seed_K"] = (SCALES if seed[1] else NOT_SCALES) if seed else "?"
         row["seed_outer"] = (seed[2] or "—") if seed else "?"
-        row["agrees"] = _agreement({a: row[a] for a in AXES}, row["category"], row["outer"])
+        row["agrees"] = _agreement({a: row[a] for a in AXES}, row["category"], row["outer"], row["outer_measured"])
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     out["_order"] = out["category"].map(CATEGORY_ORDER.index)
     out = out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)

@@ -83,13 +83,22 @@ def evidence_text(row: pd.Series, axis: str) -> str:
     return f"{text}; {law}" if law else text
 
 
+def outer_text(row: pd.Series) -> str:
+    """The declared outer loop, marked "declared only" where the counted NFE is additive in S and K
+    (`table.measured_outer`): nothing measured shows one loop inside the other."""
+    outer = _str(row["outer"], "—") or "—"
+    if outer != "—" and row.get("outer_measured") == "sequential":
+        return f"{outer} (declared only)"
+    return outer
+
+
 def table_display(table_df: pd.DataFrame) -> pd.DataFrame:
     """The table as strings, one column per DISPLAY_COLUMNS (what every rendering shows)."""
     rows = []
     for _, r in table_df.iterrows():
         rows.append([
             _str(r["category"]), _str(r["generator"]), _str(r["sampler"]),
-            label(r["S"]), label(r["K"]), _str(r["outer"], "—") or "—", label(r["seed_S"]), label(r["seed_K"]),
+            label(r["S"]), label(r["K"]), outer_text(r), label(r["seed_S"]), label(r["seed_K"]),
             str(r["seed_outer"]), str(r["agrees"]), floor_text(r), _str(r.get("flags")),
             evidence_text(r, "S"), evidence_text(r, "K"),
         ])

@@ -50,6 +50,8 @@ WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
 _GENERATORS: dict[tuple[str, str, bool, str, str], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
 _FLOPS: dict[tuple, float] = {}
+_PEAK: dict[tuple, tuple[int | None, str]] = {}
+_WARM: set[tuple] = set()
 _THREADS: list[int] = []
 _NO_NETWORKS: set[str] = set()
 
@@ -137,11 +139,30 @@ def _sampler(loaded: Loaded, point: Point, size: int, rng: torch.Generator):
     return lambda: loaded.gen.sample(size, point.budget, rng, point.sampler)
 
 
-def warm_up(loaded: Loaded, point: Point) -> list[float]:
-    """Untimed-for-latency batches; their seconds are kept (a compiled point's first one holds the compile)."""
+def _budget_key(loaded: Loaded, point: Point) -> tuple:
+    """What a warm-up or a memory probe depends on: the loaded networks and the batch's shape and
+    budget, not the seed (the probe draws with its own fixed rng)."""
+    return (id(loaded.gen), point.fingerprint, point.sampler, point.S, point.K, point.batch_size, point.device,
+            point.dtype, point.compile)
+
+
+def warm_up(loaded: Loaded, point: Point, once: bool = False) -> list[float]:
+    """Untimed-for-latency batches; their seconds are kept (a compiled point's first one holds the compile).
+
+    `once`: skip it when this process already warmed the same networks at the same budget and batch
+    (another seed of the point, or its quality pass before the timing rounds). What a warm-up leaves
+    behind is process state — lazy initialisation, allocator pools, compiled graphs — so a second one
+    at the same shapes buys nothing; in interleaved timing other points run between any warm-up and
+    a timed batch anyway. Contiguous timing, which times right after it, always warms up.
+    """
+    key = _budget_key(loaded, point)
+    if once and key in _WARM:
+        return []
     rng = _rng(point.device, WARMUP_SEED + point.seed)
-    return [time_call(_sampler(loaded, point, point.batch_size, rng), point.device)[1]
-            for _ in range(point.timing.warmup)]
+    out = [time_call(_sampler(loaded, point, point.batch_size, rng), point.device)[1]
+           for _ in range(point.timing.warmup)]
+    _WARM.add(key)
+    return out
 
 
 def draw(loaded: Loaded, point: Point) -> Draw:
@@ -267,8 +288,13 @@ def _flops_path(key: tuple) -> Path:
 
 
 def memory(loaded: Loaded, point: Point) -> tuple[int | None, str]:
-    """Peak bytes of one untimed batch (own rng), above the level before it."""
-    return peak_memory(_sampler(loaded, point, point.batch_size, _rng(point.device, PROBE_SEED)), point.device)
+    """Peak bytes of one untimed batch (own fixed rng, so the same for every seed: probed once per
+    budget and batch in a process), above the level before it."""
+    key = _budget_key(loaded, point)
+    if key not in _PEAK:
+        _PEAK[key] = peak_memory(_sampler(loaded, point, point.batch_size, _rng(point.device, PROBE_SEED)),
+                                 point.device)
+    return _PEAK[key]
 
 
 def test_nll(loaded: Loaded, point: Point) -> tuple[float | None, str]:
@@ -343,7 +369,7 @@ def time_rounds(pairs: list[tuple[Point, Record]], order_seed: int = 0,
             set_threads(p.threads, p.timing.steady_allocator)
             loaded = load(p)
             with torch.inference_mode(), _autocast(p.device, p.dtype):
-                warm_up(loaded, p)
+                warm_up(loaded, p, once=True)  # a resumed re-time in a fresh process still warms up
             state[p.point_id] = (loaded, _rng(p.device, TIMING_SEED + p.seed), [], [])
         except Exception as e:  # noqa: BLE001 — as in execute_point
             failed[p.point_id] = f"{type(e).__name__}: {e}"
@@ -441,10 +467,10 @@ def execute_point(point: Point) -> Record:
         record.update(family=card.family, category=card.category, outer=card.outer,
                       likelihood=card.likelihood, dataset=getattr(loaded.dataset, "name", card.dataset))
         with torch.inference_mode(), _autocast(point.device, point.dtype):
-            record["warmup_s"] = warm_up(loaded, point)
+            interleaved = point.timing.mode == "interleaved"
+            record["warmup_s"] = warm_up(loaded, point, once=interleaved)
             drawn = draw(loaded, point)
             validate(loaded, point, drawn)
-            interleaved = point.timing.mode == "interleaved"
             if not interleaved:
                 time_more(loaded, point, drawn)
             nfe, warnings = nfe_cost(loaded, point, drawn)
