@@ -9,7 +9,7 @@ OUT ?= results/quick
 CHROMIUM := $(or $(SCALEBENCH_CHROMIUM),/usr/bin/chromium)
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=300
 
-.PHONY: install browser run test test-slow lint train report docs clean
+.PHONY: install browser run test test-slow lint train report floors docs clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,9 @@ lint: install
 
 train: install  # one at a time, parents first (order from scalebench/zoo/index.json): each recipe uses the machine's cores
 	$(SB) train --all
+
+floors: install  # the data floors shipped as package data (after a change to scalebench/metrics, sweep/measure.py or timing.py)
+	$(PY) -m scalebench.metrics.floor --ship
 
 docs: install  # the docs' measured tables (generated blocks) from the committed records under results/
 	$(PY) -m scalebench.cli docs

@@ -181,12 +181,39 @@ def _frechet_pca(samples: torch.Tensor, ref: torch.Tensor, k: int = 10) -> float
 
 
 def test_quality_improves_with_steps(gen: D.DiffusionGenerator) -> None:
-    """On the pixel-PCA proxy, DDIM at K=50 is far closer to the data than at K=1 and beats DDPM at K=5."""
+    """On the pixel-PCA proxy, DDIM at K=50 is far closer to the data than at K=1 (a sanity check of the
+    shipped network; which sampler is better at a given K is measured in the records, not asserted)."""
     ref = Digits().canonical("train")
-    fd = {(s, K): _frechet_pca(gen.sample(300, Budget(K=K), torch.Generator().manual_seed(0), s), ref)
-          for s, K in [("ddim", 1), ("ddim", 50), ("ddpm", 5), ("ddim", 5)]}
-    assert fd["ddim", 50] < 0.5 * fd["ddim", 1]
-    assert fd["ddim", 5] < fd["ddpm", 5]
+    fd = {K: _frechet_pca(gen.sample(300, Budget(K=K), torch.Generator().manual_seed(0), "ddim"), ref) for K in (1, 50)}
+    assert fd[50] < 0.5 * fd[1]
+
+
+def test_a_ddpm_step_draws_from_the_posterior_given_x0() -> None:
+    """Ho et al. 2020, Eq. 6-7: one ancestral step t → s draws x_s ~ q(x_s | x_t, x̂0) with mean
+    (α_s σ²_{t|s}/σ_t²) x̂0 + (α_{t|s} σ_s²/σ_t²) x_t and variance σ²_{t|s} σ_s²/σ_t², written here from
+    the schedule alone (not from ddim_coefficients)."""
+    t, s = 0.7, 0.4
+    (a_t, s_t), (a_s, s_s) = DS.alpha_sigma(t), DS.alpha_sigma(s)
+    a_ts, var_ts = a_t / a_s, s_t**2 - (a_t / a_s) ** 2 * s_s**2
+    x_t = torch.full((200_000, 1, 1, 1), 0.8, dtype=torch.float64)
+    x0 = torch.full_like(x_t, -0.3)
+    out = DS.sample_ddpm(lambda x, _t: x0, x_t, [t, s], torch.Generator().manual_seed(0))
+    mean = a_s * var_ts / s_t**2 * -0.3 + a_ts * s_s**2 / s_t**2 * 0.8
+    sd = math.sqrt(var_ts) * s_s / s_t
+    assert abs(float(out.mean()) - mean) < 4 * sd / math.sqrt(x_t.numel())
+    assert abs(float(out.std()) / sd - 1) < 0.01
+
+
+def test_a_ddim_step_keeps_the_predicted_noise_and_is_deterministic() -> None:
+    """Song et al. 2021, Eq. 12 with η = 0: x_s = α_s x̂0 + σ_s ε̂ with ε̂ = (x_t − α_t x̂0)/σ_t, no fresh noise."""
+    t, s = 0.9, 0.3
+    (a_t, s_t), (a_s, s_s) = DS.alpha_sigma(t), DS.alpha_sigma(s)
+    g = torch.Generator().manual_seed(1)
+    x_t, x0 = torch.randn(64, 1, 8, 8, generator=g, dtype=torch.float64), torch.rand(64, 1, 8, 8, generator=g,
+                                                                                     dtype=torch.float64)
+    out = DS.sample_ddim(lambda x, _t: x0, x_t, [t, s], torch.Generator().manual_seed(2))
+    assert torch.equal(out, DS.sample_ddim(lambda x, _t: x0, x_t, [t, s], torch.Generator().manual_seed(3)))
+    assert torch.allclose((out - a_s * x0) / s_s, (x_t - a_t * x0) / s_t, atol=1e-12)
 
 
 def test_unet_variants_shapes() -> None:

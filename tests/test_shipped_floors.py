@@ -19,7 +19,7 @@ def test_every_floor_a_shipped_spec_needs_is_shipped_under_todays_key() -> None:
         needed[floor_mod.floor_file(key)] = key
     assert needed, "the shipped specs ask for no floor?"
     missing = sorted(set(needed) - set(shipped))
-    assert not missing, f"stale shipped floors: run `python -m scalebench.metrics.floor --ship` ({missing})"
+    assert not missing, f"stale shipped floors: run `make floors` (python -m scalebench.metrics.floor --ship) ({missing})"
     for name, key in needed.items():
         assert floor_mod._canonical(shipped[name]["key"]) == floor_mod._canonical(key)
     assert set(shipped) == set(needed)  # nothing shipped that no spec asks for
