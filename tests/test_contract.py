@@ -131,6 +131,7 @@ def test_threads_and_peak_memory_in_records_and_manifest(tmp_path) -> None:
     run_sweep(spec, tmp_path / "run", progress=False)
     recs = sorted(latest_records(tmp_path / "run").values(), key=lambda r: r.batch_size)
     assert [r.threads for r in recs] == [1, 1] and read_manifest(tmp_path / "run")["threads"] == 1
+    assert read_manifest(tmp_path / "run")["invocations"][-1]["command"]  # the docs cite how a run was made
     small, big = (r.cost.peak_mem_bytes for r in recs)
     assert small > 0 and big > small  # per batch, not the process's lifetime high-water mark
     assert "storage" in recs[0].cost.peak_mem_kind

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -37,11 +39,19 @@ class SweepResult:
     interrupted: bool = False
 
 
+def invoking_command() -> str:
+    """The command line that made this invocation (`scalebench run quick --out …`), for the docs' provenance."""
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if prog in ("__main__.py", "cli.py"):  # python -m scalebench.cli
+        prog = "scalebench"
+    return shlex.join([prog, *sys.argv[1:]])
+
+
 def write_manifest(run_dir: Path, spec: SweepSpec) -> dict[str, Any]:
     """(Re)write manifest.json, keeping the history of earlier invocations into this run."""
     old = read_manifest(run_dir)
     entry = {"started_at": now(), "git_commit": git_commit(), "device": spec.device,
-             "spec_hash": spec.hash(), "executor": asdict(spec.executor)}
+             "spec_hash": spec.hash(), "executor": asdict(spec.executor), "command": invoking_command()}
     manifest = {
         "schema": SCHEMA_VERSION, "run": run_dir.name, "spec": spec.to_dict(), "spec_raw": spec.raw,
         "spec_source": spec.source, "versions": versions(), "git_commit": git_commit(),
