@@ -34,9 +34,13 @@ SOURCES = [
                                    "heun), gpt, maskgit, mtp, pixelcnn, var"),
     ("results/baseline-full-cpu", "the full spec on the 2-core CPU: 3 seeds, n = 1000; diffusion (ddim, ddpm, heun), "
                                   "gpt, mtp, pixelcnn"),
-    ("results/baseline-quick-cpu", "the old quick spec on the 2-core CPU: 2 seeds (1 for blockwise, mar, ards), "
-                                   "n = 250–1000; every family, the both-axes rows on 3 × 3 grids"),
+    ("results/baseline-full-cpu-zoo", "the full spec on the 2-core CPU, one family at a time (`scalebench run full "
+                                      "--only FAMILY`): 3 seeds, n = 1000; the families baseline-full-cpu lacks"),
+    ("results/baseline-quick-cpu", "the quick spec on the 2-core CPU (a fresh clone's `make run`): 3 seeds wherever "
+                                   "an axis varies, n = 250–1000; every family, the both-axes rows on small grids"),
 ]
+ALLOCATION_SOURCES = ["results/baseline-full-cpu-zoo", "results/baseline-quick-cpu"]
+"""Runs whose both-axes rows get allocation tables (each row from the first run that holds it)."""
 FRONTIER_SOURCES = ["results/baseline-quick-cpu", "results/baseline-full-cuda"]
 METRIC = "fid"
 
@@ -80,13 +84,16 @@ def exponents_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def allocation_tables(df: pd.DataFrame) -> str:
+def allocation_tables(df: pd.DataFrame, skip: set[str] = frozenset()) -> tuple[str, set[str]]:
+    """The allocation table of every both-axes row of `df` not in `skip`, and the rows' labels."""
     pts = metric_points(df, METRIC)
-    out = []
+    out: list[str] = []
+    labels: set[str] = set()
     for key in row_keys(pts):
         mine = pts[key.mask(pts)]
-        if mine["S"].nunique() < 2 or mine["K"].nunique() < 2:
+        if mine["S"].nunique() < 2 or mine["K"].nunique() < 2 or key.label in skip:
             continue
+        labels.add(key.label)
         surface = surface_of(mine, "nfe", "lower")
         if surface is None:
             continue
@@ -111,7 +118,7 @@ def allocation_tables(df: pd.DataFrame) -> str:
                        f"{c.s_edge or '—'} ({_g(c.q_s_edge)}) | {c.k_edge or '—'} ({_g(c.q_k_edge)}) | {spend} | "
                        f"{sm} | {sm_spend} |")
         out.append("")
-    return "\n".join(out)
+    return "\n".join(out), labels
 
 
 def frontier_tables(df: pd.DataFrame) -> str:
@@ -152,13 +159,21 @@ def generate(root: Path | str = ROOT) -> str:
              "`*_alpha_*` columns of `scalebench table RUN --csv`.", ""]
     frames = {}
     for run, what in SOURCES:
+        if not (Path(root) / run / "points.jsonl").is_file():
+            continue
         df = load_results(Path(root) / run)
         frames[run] = df
         table = scalability_table(df, METRIC, cards=known_cards(df))
         parts += [f"### `{run}`", "", f"{what[0].upper()}{what[1:]}.", "", exponents_table(table), ""]
-    parts += ["## Compute-optimal S × K allocations", "",
-              "From `results/baseline-quick-cpu`, the only committed run with the both-axes rows.", "",
-              allocation_tables(frames["results/baseline-quick-cpu"])]
+    parts += ["## Compute-optimal S × K allocations", ""]
+    done: set[str] = set()
+    for run in ALLOCATION_SOURCES:
+        if run not in frames:
+            continue
+        text, labels = allocation_tables(frames[run], skip=done)
+        if labels:
+            parts += [f"### `{run}`", "", text, ""]
+            done |= labels
     parts += ["## The frontier across families", ""]
     for run in FRONTIER_SOURCES:
         parts += [f"### `{run}`", "", frontier_tables(frames[run])]
