@@ -33,12 +33,7 @@ def test_committed_quick_points_are_reproduced_exactly(case: tuple) -> None:
     base = _baseline(*case)
     identity = generator_identity(base.generator)
     metrics = tuple(m for m in base.metrics if m != "test_nll")
-    # issue 22 re-based the judges that are not the samples' own: refnet retrained on the features split,
-    # every data floor redrawn (200 draws without replacement) and the memorisation threshold cross-fitted.
-    # Those values are compared again once results/baseline-quick-cpu is regenerated (issue 23); the samples
-    # (preview) and the sample metrics of the unchanged feature net must still match exactly.
-    changed = ("ref_nll", "memorisation", "memorisation_feat")
-    compared = tuple(m for m in metrics if m not in changed and not m.endswith(("_floor", "_floor_sd")))
+    compared = tuple(m for m in metrics if not m.endswith(("_floor", "_floor_sd")))  # every judge, floors below
     point = Point(generator=base.generator, sampler=base.sampler, S=base.S, K=base.K, seed=base.seed,
                   n=base.n, batch_size=base.batch_size, device="cpu", dtype=base.dtype, metrics=metrics,
                   timing=TimingSettings(warmup=0, min_repeats=1, min_duration_s=0.0),
@@ -48,3 +43,6 @@ def test_committed_quick_points_are_reproduced_exactly(case: tuple) -> None:
     assert rec.preview == base.preview  # the first 16 samples, byte for byte
     for m in compared:
         assert rec.metrics[m] == pytest.approx(base.metrics[m], rel=1e-6, abs=1e-6), m  # KID sits near 0: float32 sums
+    assert set(rec.floors) == set(base.floors)
+    for m, f in base.floors.items():  # the data floors at the point's n: recomputed or shipped, the same numbers
+        assert (rec.floors[m].mean, rec.floors[m].sd) == pytest.approx((f.mean, f.sd), rel=1e-6, abs=1e-9), m
