@@ -194,6 +194,9 @@ def test_timing_shares_stay_balanced_and_go_where_the_generator_is_loaded() -> N
 
 BOOT = """
 import os, signal, sys, time
+# as a command typed at a terminal: a job started in the background of a non-interactive shell (CI run
+# with & or nohup) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def trip(owner, attr, nth):
     real, calls = getattr(owner, attr), [0]
     def tripped(*a, **k):
