@@ -168,6 +168,19 @@ def indexed_card(entry: Mapping[str, Any]) -> tuple[MethodCard, tuple[Param, ...
     return card_from_dict(entry["card"]), tuple(param_from_dict(p) for p in entry["params"])
 
 
+def card_and_params(name: str, index: Mapping[str, Any] | None = None) -> tuple[MethodCard, tuple[Param, ...]]:
+    """A registered generator's card and declared params: from the index when its entry is current
+    and names the registered target (no import), else from the imported class (which may raise)."""
+    from scalebench.generators import GENERATORS
+    from scalebench.params import declared
+
+    entry = (read_index() if index is None else index).get(name)
+    if entry is not None and entry["target"] == GENERATORS.target(name):
+        return indexed_card(entry)
+    cls = GENERATORS.get(name)
+    return cls.card, declared(cls)
+
+
 # ---------------------------------------------------------------- generating (imports every generator)
 
 def build_index() -> dict[str, Any]:

@@ -85,7 +85,7 @@ def run(
     device: Annotated[str | None, typer.Option(help="override the spec's device, e.g. cpu, cuda")] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--eager", help="override the spec's compile "
                                                  "setting (torch.compile of the networks)")] = None,
-    only: Annotated[list[str] | None, typer.Option("--only", help="only these generators (repeat or comma-separate)")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="only these generators, or NAME/SAMPLER for one sampler (repeat or comma-separate)")] = None,
     threads: Annotated[int | None, typer.Option(help="override the spec's torch threads per measuring process "
                                                 "(part of each point's identity)")] = None,
     executor: Annotated[str | None, typer.Option(help="where points run: local (this process) or ray "
@@ -169,9 +169,8 @@ def list_generators() -> None:
     imported); a plugin, or a built-in whose sources changed since the index was made, is imported."""
     from rich.table import Table
 
-    from scalebench.cardindex import indexed_card, read_index
+    from scalebench.cardindex import card_and_params, read_index
     from scalebench.generators import GENERATORS
-    from scalebench.params import declared
     from scalebench.plugins import describe_failure
 
     table = Table(title="generators")
@@ -180,13 +179,8 @@ def list_generators() -> None:
     broken: list[str] = []
     index = read_index()
     for name in GENERATORS.names():
-        entry = index.get(name)
         try:
-            if entry is not None and entry["target"] == GENERATORS.target(name):
-                card, params = indexed_card(entry)
-            else:
-                cls = GENERATORS.get(name)
-                card, params = cls.card, declared(cls)
+            card, params = card_and_params(name, index)
         except (Exception, SystemExit) as e:  # noqa: BLE001 — a broken plugin (even sys.exit) must not hide the others
             table.add_row(Text(name), Text(f"cannot import: {describe_failure(e)}", style="red"), *[""] * 8)
             broken.append(f"{name}: cannot import: {describe_failure(e)}")  # unwrapped, below the table

@@ -268,6 +268,10 @@ CASES = [
     Case("only-typo", ("run", S, "--out", "{P}", "--only", "toi"), "did you mean 'toy'", lambda c: c.spec("spec.toml")),
     Case("only-not-in-spec", ("run", S, "--out", "{P}", "--only", "gpt"), "none of these generators",
          lambda c: c.spec("spec.toml")),
+    Case("only-sampler-unknown", ("run", S, "--out", "{P}", "--only", "toy/c"), "unknown sampler 'c'",
+         lambda c: c.spec("spec.toml")),
+    Case("only-sampler-not-in-spec", ("run", S, "--out", "{P}", "--only", "toy/b"),
+         "runs toy with samplers ['a'], not ['b']", lambda c: c.spec("spec.toml")),
     # output locations
     Case("out-is-file", ("run", S, "--out", "{T}/afile"), "afile is a file, not a directory",
          lambda c: (c.spec("spec.toml"), _file(c))),

@@ -62,6 +62,20 @@ def test_point_identity_changes_with_settings() -> None:
     assert len({p.point_id for p in a}) == 2
 
 
+def test_only_one_sampler_plans_that_sampler_with_the_same_point_ids() -> None:
+    spec = parse_spec(toy_spec(generators=[{"name": "toy", "samplers": ["a", "b"], "K": [1, 2]}]))
+    every = expand(spec)
+    just_b = expand(spec, only=("toy/b",))
+    assert {p.sampler for p in just_b} == {"b"} and len(just_b) == 2
+    assert {p.point_id for p in just_b} == {p.point_id for p in every if p.sampler == "b"}
+    assert len(expand(spec, only=("toy/a", "toy/b"))) == len(every) == len(expand(spec, only=("toy",)))
+    with pytest.raises(SpecError, match="unknown sampler 'c'"):
+        expand(spec, only=("toy/c",))
+    narrow = parse_spec(toy_spec(generators=[{"name": "toy", "samplers": ["a"], "K": [1]}]))
+    with pytest.raises(SpecError, match=r"runs toy with samplers \['a'\], not \['b'\]"):
+        expand(narrow, only=("toy/b",))
+
+
 def test_resume_skips_finished_and_reruns_changed(tmp_path) -> None:
     spec = parse_spec(toy_spec())
     r1 = run_sweep(spec, tmp_path / "run", progress=False)

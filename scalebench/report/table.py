@@ -124,7 +124,8 @@ def known_cards(names: Iterable[str] | pd.DataFrame) -> dict[str, MethodCard]:
     """Cards of the registered generators among `names` (unknown or broken ones are left out); given
     a results table, its rows' labels map to their registered generators' cards."""
     try:
-        from scalebench.generators import GENERATORS
+        from scalebench.cardindex import card_and_params, read_index
+        index = read_index()  # built-in cards without importing torch or the families
     except Exception:  # noqa: BLE001 — the table works without cards
         return {}
     if isinstance(names, pd.DataFrame):
@@ -136,7 +137,7 @@ def known_cards(names: Iterable[str] | pd.DataFrame) -> dict[str, MethodCard]:
     out = {}
     for n, reg in pairs.items():
         try:
-            out[n] = GENERATORS.get(reg).card
+            out[n] = card_and_params(reg, index)[0]
         except (Exception, SystemExit):  # noqa: BLE001 — synthetic or broken third-party names without a card
             continue
     return out

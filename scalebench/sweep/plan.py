@@ -232,17 +232,28 @@ def _labels(spec: SweepSpec) -> list[str]:
 
 
 def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
-    """All grid points of `spec` (optionally only the named generators), validated."""
+    """All grid points of `spec` (optionally only the named generators), validated.
+
+    An `only` item is a generator name or label, or `NAME/SAMPLER` for one sampler of it (so one
+    sampler can be added to a finished run without re-planning the others).
+    """
     points: list[Point] = []
     wanted = set()
+    samplers_wanted: dict[str, set[str]] = {}  # generator or label -> the samplers asked for (none: all)
     labelled = {e.label for e in spec.generators if e.label}
-    for o in only:
+    for item in only:
+        o, _, sampler = item.partition("/")
         if o in labelled:
-            continue
-        try:
-            wanted.add(GENERATORS.canonical(o))
-        except RegistryError as e:
-            raise SpecError(f"--only: {e}") from None
+            key = o
+        else:
+            try:
+                key = GENERATORS.canonical(o)
+            except RegistryError as e:
+                raise SpecError(f"--only: {e}") from None
+        wanted.add(key)
+        if sampler:
+            samplers_wanted.setdefault(key, set()).add(sampler)
+    only = tuple(item.partition("/")[0] for item in only)
     for entry in spec.generators:
         try:
             GENERATORS.canonical(entry.name)
@@ -264,7 +275,17 @@ def expand(spec: SweepSpec, only: tuple[str, ...] = ()) -> list[Point]:
                       for r in resolve_replicates(where, cls, entry)}
         label = labels[i] if labels[i] != name else ""
         args_json = canonical_json(args) if args else ""
-        for replicate, sampler in ((r, s) for r in identities for s in entry.samplers):
+        asked = samplers_wanted.get(labels[i], samplers_wanted.get(name, set())) if only else set()
+        for sampler in asked:
+            try:
+                card.check_sampler(sampler)
+            except ValueError as e:
+                raise SpecError(f"--only {name}/{sampler}: {e}") from None
+        chosen = [s for s in entry.samplers if not asked or (s or card.samplers[0]) in asked]
+        if not chosen:
+            raise SpecError(f"--only: {spec.source} runs {name} with samplers {list(entry.samplers)}, "
+                            f"not {sorted(asked)}; name one of those or add it to the spec")
+        for replicate, sampler in ((r, s) for r in identities for s in chosen):
             identity = identities[replicate]
             fp = fingerprint_of(identity)
             try:

@@ -73,13 +73,33 @@ def run_sweep(spec: SweepSpec, run_dir: Path, only: tuple[str, ...] = (), execut
     RunLocked, or is waited for with `wait`. `repair` compacts points.jsonl first.
     """
     from scalebench.sweep.lock import RunLock
+    from scalebench.sweep.plancache import cached_plan, plan_key, remember_plan
 
     t0 = time.perf_counter()
-    points = expand(spec, only)
     run_dir = Path(run_dir)
+    key = None if repair else plan_key(spec, only)
+    remembered = cached_plan(key) if key else None
+    if remembered is not None and (run_dir / MANIFEST).is_file():
+        with RunLock(run_dir, wait=wait, on_wait=on_wait):
+            if _all_finished(run_dir, remembered):  # nothing to do: no planning, no torch
+                n = len(remembered)
+                return SweepResult(run_dir, n, n, 0, 0, round(time.perf_counter() - t0, 2))
+    points = expand(spec, only)
+    if key and remembered is None:
+        remember_plan(key, points)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir, wait=wait, on_wait=on_wait):
         return _run_locked(spec, run_dir, points, executor, progress, on_record, repair, t0)
+
+
+def _all_finished(run_dir: Path, plan: list[tuple[str, str]]) -> bool:
+    """Every (point_id, timing_key) of a plan has an ok, fully timed record with that timing key."""
+    latest = latest_records(run_dir)
+    for pid, timing_key in plan:
+        r = latest.get(pid)
+        if r is None or not r.ok or r.pending or r.timing_key != timing_key:
+            return False
+    return True
 
 
 def _run_locked(spec: SweepSpec, run_dir: Path, points: list[Point], executor: Any, progress: bool,
