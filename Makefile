@@ -55,8 +55,10 @@ lint: install
 train: install  # one at a time, parents first (order from scalebench/zoo/index.json): each recipe uses the machine's cores
 	$(SB) train --all
 
-floors: install  # the data floors shipped as package data (after a change to scalebench/metrics, sweep/measure.py or timing.py)
+floors: install  # what ships as package data for a cold cache: the data floors (after a change to scalebench/metrics or
+	# scalebench/data) and the FLOP counts of the shipped specs' points (after a change to a sampler or metrics/cost.py)
 	$(PY) -m scalebench.metrics.floor --ship
+	$(PY) -m scalebench.sweep.flopcache --ship
 
 docs: install  # the docs' measured tables (generated blocks) from the committed records under results/
 	$(PY) -m scalebench.cli docs

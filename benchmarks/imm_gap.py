@@ -55,6 +55,7 @@ def train_gap(k: int, out: Path) -> Path:
     ema, stats = fit_model(net, Digits().continuous("train"),
                            lambda m, batch, gen: imm.imm_loss(m, batch[0], gen, gap_k=k), imm.RECIPE)
     meta = {**stats, "net": imm.NET, "final_loss": round(stats["final_loss"], 6), "method": "imm", "gap_k": k}
+    directory.mkdir(parents=True, exist_ok=True)
     save_checkpoint("imm", ema.state_dict(), meta, directory=directory)
     return directory
 

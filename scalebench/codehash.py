@@ -100,3 +100,23 @@ def measuring_code_hash() -> str:
         for f in sorted(metrics_init.parent.glob("*.py")):
             files[f"{METRIC_PACKAGE}.{f.stem}"] = f
     return _digest(files)
+
+
+@functools.cache
+def metric_code_hash() -> str:
+    """Hash of the metric code and the datasets' code: what a data floor depends on besides its data
+    and models (timing and the measuring loop are not, so editing them keeps the shipped floors)."""
+    files: dict[str, Path] = {}
+    for package in (METRIC_PACKAGE, "scalebench.data"):
+        init = _origin(package)
+        if init is not None:
+            for f in sorted(init.parent.glob("*.py")):
+                files[f"{package}.{f.stem}"] = f
+    return _digest(files)
+
+
+@functools.cache
+def module_hash(module: str) -> str:
+    """Hash of one module's source ("" when it is not a source file)."""
+    path = _origin(module)
+    return _digest({module: path}) if path is not None else ""

@@ -8,12 +8,13 @@ from scalebench.errors import UsageError
 def check_device(device: str) -> None:
     """Raise UsageError (one line naming the device and the fix) unless torch can use `device`.
 
-    The spec parser already accepts only cpu, mps, cuda and cuda:N; this asks torch.
+    The spec parser already accepts only cpu, mps, cuda and cuda:N; this asks torch (not for cpu,
+    which every build runs: the rerun of a finished CPU sweep imports no torch).
     """
-    import torch
-
     if device == "cpu":
         return
+    import torch
+
     if device == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 
 @dataclass(frozen=True)
 class TimingSettings:
@@ -36,6 +34,8 @@ TIMING_MODES = ("interleaved", "contiguous")
 
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -46,6 +46,8 @@ def time_call(fn: Callable[[], object], device: str) -> tuple[object, float]:
     times cuda:1, whichever device is current in the process).
     """
     if device.startswith("cuda"):
+        import torch
+
         with torch.cuda.device(torch.device(device)):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             torch.cuda.synchronize()
@@ -91,6 +93,8 @@ def calibration_figure(device: str = "cpu", repeats: int = 41) -> float:
     """Seconds for a fixed small workload (a 256×256 matmul chain + a small conv), median of
     `repeats`. Dividing latencies by it makes results from different machines comparable.
     Measured once per process and device (a sweep's points all share it)."""
+    import torch  # here, not at import: reading specs and finished runs needs no torch
+
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(256, 256, generator=gen).to(device)
     x = torch.randn(64, 8, 16, 16, generator=gen).to(device)

@@ -43,11 +43,11 @@ import torch
 log = logging.getLogger(__name__)
 
 DRAWS = 200
-FORMAT = 3
+FORMAT = 4  # 4: the code part hashes the metric and dataset code only (codehash.metric_code_hash)
 
 
 def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
-    from scalebench.codehash import measuring_code_hash
+    from scalebench.codehash import metric_code_hash
     from scalebench.metrics import METRICS, featurenets
     from scalebench.metrics.refnll import REFERENCE
     from scalebench.zoo import checkpoint_hash
@@ -60,7 +60,7 @@ def floor_key(dataset: Any, metrics: tuple[str, ...], n: int) -> dict[str, Any]:
     return {"format": FORMAT, "dataset": dataset.fingerprint(), "metrics": sorted(metrics), "n": n,
             "draws": DRAWS, "features": features,
             "ref": checkpoint_hash(REFERENCE) if any(m.reference_model for m in uses) else "unused",
-            "code": measuring_code_hash()}
+            "code": metric_code_hash()}
 
 
 def _indices(size: int, n: int, g: torch.Generator) -> torch.Tensor:

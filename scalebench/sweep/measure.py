@@ -28,12 +28,10 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from scalebench.atomic import atomic_write_text
 from scalebench.metrics.cost import CallCounter, count_flops, networks_of, peak_memory
 from scalebench.provenance import now, provenance
 from scalebench.record import SCHEMA_VERSION, Record
@@ -46,10 +44,11 @@ log = logging.getLogger(__name__)
 
 PREVIEW = 16  # samples kept in each record for the report's sample grids
 WARMUP_SEED, TIMING_SEED, PROBE_SEED = 1_000_003, 2_000_003, 12345
+PROBE_N = 8  # samples the FLOP counter runs (FLOPs are per sample)
 
 _GENERATORS: dict[tuple[str, str, bool, str, str], Any] = {}
 _TEST_NLL: dict[tuple, tuple[float | None, str]] = {}
-_FLOPS: dict[tuple, float] = {}
+_FLOPS: dict[str, float] = {}
 _PEAK: dict[tuple, tuple[int | None, str]] = {}
 _WARM: set[tuple] = set()
 _THREADS: list[int] = []
@@ -153,14 +152,21 @@ def warm_up(loaded: Loaded, point: Point, once: bool = False) -> list[float]:
     (another seed of the point, or its quality pass before the timing rounds). What a warm-up leaves
     behind is process state — lazy initialisation, allocator pools, compiled graphs — so a second one
     at the same shapes buys nothing; in interleaved timing other points run between any warm-up and
-    a timed batch anyway. Contiguous timing, which times right after it, always warms up.
+    a timed batch anyway. Contiguous timing, which times right after it, always warms up. With
+    `once` on eager networks the first warm-up batch is the memory probe (`memory`), whose seconds
+    (under the probe's tracking) are what the record keeps for it.
     """
     key = _budget_key(loaded, point)
     if once and key in _WARM:
         return []
+    out: list[float] = []
+    if once and point.timing.warmup and not point.compile and key not in _PEAK:
+        # the memory probe (one untimed batch at this budget and batch, needed anyway) is the first
+        # warm-up: it runs the same ops at the same shapes, so a separate warm-up batch buys nothing
+        out.append(time_call(lambda: memory(loaded, point), point.device)[1])
     rng = _rng(point.device, WARMUP_SEED + point.seed)
-    out = [time_call(_sampler(loaded, point, point.batch_size, rng), point.device)[1]
-           for _ in range(point.timing.warmup)]
+    out += [time_call(_sampler(loaded, point, point.batch_size, rng), point.device)[1]
+            for _ in range(point.timing.warmup - len(out))]
     _WARM.add(key)
     return out
 
@@ -256,35 +262,24 @@ def nfe_cost(loaded: Loaded, point: Point, drawn: Draw) -> tuple[dict[str, Any],
     return cost, warnings
 
 
-def flops(loaded: Loaded, point: Point, n: int = 8) -> float:
-    """FLOPs per sample, counted once per budget (they do not depend on the seed) and cached on disk.
+def flops(loaded: Loaded, point: Point, n: int = PROBE_N) -> float:
+    """FLOPs per sample, counted once per budget (they do not depend on the seed) and kept on disk
+    (`sweep/flopcache.py`: the user's cache, then the counts shipped for the shipped specs)."""
+    from scalebench.sweep import flopcache
 
-    The disk cache (one JSON file per generator fingerprint, sampler, budget, device type and
-    dtype) spares later processes the FLOP counter's import of torch._dynamo (≈ 2 s) and the probe.
-    """
-    key = (point.generator, point.fingerprint, point.sampler, point.S, point.K, point.device.split(":")[0],
-           point.dtype)
-    if key not in _FLOPS:
-        path = _flops_path(key)
-        if path.exists():
-            _FLOPS[key] = float(json.loads(path.read_text(encoding="utf-8"))["flops_per_sample"])
+    key = flopcache.flops_key(point, n)
+    memo = flopcache.digest(key)
+    if memo not in _FLOPS:
+        stored = flopcache.lookup(key)
+        if stored is not None:
+            _FLOPS[memo] = stored
         else:  # counted on the eager networks: the FLOP counter does not see inside compiled graphs
             gen = get_loaded(point.generator, point.device, args=point.args, replicate=point.replicate) \
                 if point.compile else loaded.gen
             rng = _rng(point.device, PROBE_SEED)
-            _FLOPS[key] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps({"key": list(key), "flops_per_sample": _FLOPS[key], "probe_n": n}))
-    return _FLOPS[key]
-
-
-def _flops_path(key: tuple) -> Path:
-    import hashlib
-
-    from scalebench.metrics.fid import cache_dir
-
-    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:20]
-    return cache_dir() / "flops" / f"{key[0]}-{digest}.json"
+            _FLOPS[memo] = count_flops(lambda: gen.sample(n, point.budget, rng, point.sampler), n)
+            flopcache.remember(key, _FLOPS[memo])
+    return _FLOPS[memo]
 
 
 def memory(loaded: Loaded, point: Point) -> tuple[int | None, str]:
