@@ -5,7 +5,7 @@
 Trains `imm` with the shipped recipe (same seed, steps, batch, EMA) except `gap_k`, saves it under
 `--out/k<gap>/` (with the zoo's metadata), then samples both checkpoints with the pushforward
 sampler at each K and sampling seed (n samples each) and scores FID and KID on the project's
-feature net. Writes one JSON line per (gap, K, seed) to `--out/points.jsonl` and prints the
+feature net. Writes one JSON line per (gap, K, seed) to `--out/gap.jsonl` and prints the
 table of means with the per-K difference and its 95 % t-interval over seeds. One training seed per
 gap: the comparison carries the sampling seeds' variance, not training variance.
 """
@@ -92,7 +92,7 @@ def main() -> None:
                 rows.append({"gap_k": gap, "K": K, "seed": seed, "n": args.n,
                              "checkpoint": "shipped" if directory is None else str(directory / "imm.safetensors"),
                              "fid": q["fid"], "kid": q["kid"], "share_r_eq_s": share_without_induction(gap)})
-    with (args.out / "points.jsonl").open("w", encoding="utf-8") as f:
+    with (args.out / "gap.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, sort_keys=True) + "\n")
     print(f"imm gap k = {imm.GAP_K} (shipped) vs k = {args.gap}: pushforward, n = {args.n}, seeds {args.seeds}; "
