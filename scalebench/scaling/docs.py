@@ -35,7 +35,8 @@ SOURCES = [
     ("results/baseline-full-cpu", "the full spec on the 2-core CPU: 3 seeds, n = 1000; diffusion (ddim, ddpm, heun), "
                                   "gpt, mtp, pixelcnn"),
     ("results/baseline-full-cpu-zoo", "the full spec on the 2-core CPU, one family at a time (`scalebench run full "
-                                      "--only FAMILY`): 3 seeds, n = 1000; the families baseline-full-cpu lacks"),
+                                      "--only FAMILY`, and `--only diffusion/dpmpp2m`): 3 seeds, n = 1000 (mar "
+                                      "200); the families and the sampler baseline-full-cpu lacks"),
     ("results/baseline-quick-cpu", "the quick spec on the 2-core CPU (a fresh clone's `make run`): 3 seeds wherever "
                                    "an axis varies, n = 250–1000; every family, the both-axes rows on small grids"),
 ]
