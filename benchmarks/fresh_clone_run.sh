@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make run` as a new user meets it: a fresh clone of this repository's HEAD, `make install`, then
 # `make run` with cold caches (an empty $SCALEBENCH_CACHE), each timed; the figures go to
-# results/fresh-clone-cpu/times.json (what the README quotes). Run alone, under the CPU lock:
+# results/fresh-clone-cpu/times-<commit>.json (what the README quotes). Run alone, under the CPU lock:
 #
 #     flock /tmp/scalebench-cpu.lock bash benchmarks/fresh_clone_run.sh [WORKDIR]
 set -u
@@ -31,6 +31,6 @@ out = {"date": datetime.date.today().isoformat(),
        "cache": "empty SCALEBENCH_CACHE (cold)"}
 dest = pathlib.Path(repo, "results", "fresh-clone-cpu")
 dest.mkdir(parents=True, exist_ok=True)
-(dest / "times.json").write_text(json.dumps(out, indent=2) + "\n")
+(dest / f"times-{out['commit']}.json").write_text(json.dumps(out, indent=2) + "\n")
 print(json.dumps(out, indent=2))
 PY

@@ -105,13 +105,20 @@ def point_flags(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=FLAG_COLUMNS)
     ok = df[df["status"] == "ok"]
     ok = ok.assign(**{k: ok[k] if k in ok.columns else "" for k in POINT_KEYS})  # frames built without a run column
+    keys, info = list(POINT_KEYS), [c for c in FLAG_COLUMNS[2:-2] if c in ok.columns]
+    # one pass over the rows (a groupby loop was ~0.6 s on the quick run); NaN keys group together
+    group_keys = ok[keys].astype(object).where(ok[keys].notna(), None)
+    metrics: dict[tuple, dict[str, Any]] = {}
+    first: dict[tuple, tuple] = {}
+    for key, row, m, v in zip(group_keys.itertuples(index=False, name=None),
+                              ok[keys + info].itertuples(index=False, name=None), ok["metric"], ok["value"],
+                              strict=True):
+        metrics.setdefault(key, {})[m] = v
+        first.setdefault(key, row)
     rows = []
-    for key, g in ok.groupby(list(POINT_KEYS), sort=False, dropna=False):
-        metrics = dict(zip(g["metric"], g["value"], strict=False))
-        flags, reasons = flags_of(metrics)
-        first = g.iloc[0]
-        rows.append({**dict(zip(POINT_KEYS, key, strict=True)),
-                     **{c: first.get(c) for c in FLAG_COLUMNS[2:-2]},
+    for key, values in metrics.items():
+        flags, reasons = flags_of(values)
+        rows.append({**dict(zip(keys + info, first[key], strict=True)),
                      "flags": ", ".join(flags), "reason": "; ".join(reasons)})
     return pd.DataFrame(rows, columns=FLAG_COLUMNS)
 

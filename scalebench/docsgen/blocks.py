@@ -97,6 +97,12 @@ def _none_text(block: MethodBlock) -> str:
 
 def method_body(block: MethodBlock, runs: list[Run], claimed: set[str]) -> str:
     chosen = _method_runs(block, runs, claimed)
+    if not chosen and block.paired and block.selector == "full":  # the two samplers in two full runs
+        a, b = block.paired
+        with_a = [r for r in runs if r.is_full and measured.holds(r, block.family, (a,))]
+        with_b = [r for r in runs if r.is_full and measured.holds(r, block.family, (b,))]
+        if with_a and with_b:
+            return paired.section_across(with_a[0], with_b[0], block.family, a, b)
     if not chosen:
         return _none_text(block)
     if block.paired:

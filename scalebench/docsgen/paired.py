@@ -66,3 +66,16 @@ def section(run: Run, family: str, a: str, b: str) -> str:
             "values and metrics compared), 'identical' when every pair is equal.")
     return "\n".join([f"**`{run.label}`**: `{a}` vs `{b}`", "", table(recs, a, b), "",
                       " ".join([provenance(run, recs), note, floor_text(recs)])])
+
+
+def section_across(run_a: Run, run_b: Run, family: str, a: str, b: str) -> str:
+    """The same comparison when no single run holds both samplers: `a` from one full run, `b` from
+    another, paired by (checkpoint, seed) as within a run (each seed's starting noise is the same
+    draw in both, at the same n and batch)."""
+    ra = [r for r in run_a.family_records(family) if (r.sampler or "default") == a]
+    rb = [r for r in run_b.family_records(family) if (r.sampler or "default") == b]
+    note = (f"`{a}` from `{run_a.label}` and `{b}` from `{run_b.label}` on the same replicates (checkpoint, seed, "
+            "n and batch), so each pair shares its starting noise; cells: mean ± sd over the pairs; p: two-sided "
+            "paired t-test over them, raw (not adjusted for the grid values and metrics compared).")
+    return "\n".join([f"**`{run_a.label}` + `{run_b.label}`**: `{a}` vs `{b}`", "", table(ra + rb, a, b), "",
+                      " ".join([provenance(run_a, ra), provenance(run_b, rb), note, floor_text(rb)])])

@@ -65,6 +65,10 @@ def check_homogeneous(points: pd.DataFrame, by: list[str], what: str = "points")
     cols = [c for c in HOMOGENEOUS if c in points.columns]
     if points.empty or not cols:
         return
+    as_text = points[cols].astype(str).where(points[cols].notna())  # compared as text, as below
+    mixed = as_text.groupby([points[b] for b in by], dropna=False, sort=False).nunique(dropna=True)
+    if not (mixed > 1).to_numpy().any():  # the common case, in one vectorised pass
+        return
     for key, g in points.groupby(by, dropna=False, sort=True):
         for col in cols:
             vals = g[col].dropna().astype(str).unique()
