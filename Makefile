@@ -58,7 +58,7 @@ train: install  # one at a time, parents first (order from scalebench/zoo/index.
 floors: install  # what ships as package data for a cold cache: the data floors (after a change to scalebench/metrics or
 	# scalebench/data) and the FLOP counts of the shipped specs' points (after a change to a sampler or metrics/cost.py)
 	$(PY) -m scalebench.metrics.floor --ship
-	$(PY) -m scalebench.sweep.flopcache --ship
+	$(PY) -m scalebench.sweep.flopship --ship
 
 docs: install  # the docs' measured tables (generated blocks) from the committed records under results/
 	$(PY) -m scalebench.cli docs

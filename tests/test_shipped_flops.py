@@ -21,7 +21,7 @@ def test_every_point_of_a_shipped_spec_has_a_shipped_count_under_todays_key() ->
     counts = json.loads(flopcache.SHIPPED.read_text(encoding="utf-8"))["counts"]
     needed = {flopcache.digest(flopcache.flops_key(p, measure.PROBE_N)): p for p in _cpu_points()}
     missing = sorted(p.label() for d, p in needed.items() if d not in counts)
-    assert not missing, (f"stale shipped FLOP counts: run `make floors` (python -m scalebench.sweep.flopcache --ship); "
+    assert not missing, (f"stale shipped FLOP counts: run `make floors` (python -m scalebench.sweep.flopship --ship); "
                          f"{len(missing)} missing, e.g. {missing[:3]}")
     assert set(counts) == set(needed)  # nothing shipped that no spec asks for
     assert all(c["flops_per_sample"] > 0 for c in counts.values())

@@ -6,7 +6,7 @@ one of its ~70 budgets. A count depends only on the generator (its identity with
 code and metric nets: target, sampling code, weights, args, dataset), the counter
 (`metrics/cost.py`), the sampler, budget, device type, dtype and probe size: that is its key.
 Counts live in `$SCALEBENCH_CACHE/flops/<generator>-<hash of key>.json` and, for every built-in
-point of the shipped specs, in the package's `zoo/flops.json` (`make floors` writes it); an entry
+point of the shipped specs, in the package's `zoo/flops.json` (`make floors` runs `flopship.py`); an entry
 is used only when the key stored in it equals today's, so a changed sampler is counted again.
 """
 
@@ -77,34 +77,3 @@ def remember(key: dict[str, Any], flops_per_sample: float) -> None:
     path = _user_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": key, "flops_per_sample": flops_per_sample}))
-
-
-def ship() -> int:
-    """Count (or read from the cache) every built-in CPU point's FLOPs of the shipped specs into SHIPPED."""
-    from scalebench.atomic import atomic_write_text
-    from scalebench.specs import shipped
-    from scalebench.sweep.measure import PROBE_N, flops, load
-    from scalebench.sweep.plan import expand
-    from scalebench.sweep.spec import load_spec
-
-    counts: dict[str, Any] = {}
-    for name in shipped():
-        for p in expand(load_spec(name)):
-            if p.device != "cpu" or p.args or p.dataset:
-                continue
-            key = flops_key(p, PROBE_N)
-            if digest(key) not in counts:
-                counts[digest(key)] = {"key": key, "flops_per_sample": flops(load(p), p)}
-    atomic_write_text(SHIPPED, json.dumps({"format": FORMAT, "counts": dict(sorted(counts.items()))},
-                                          indent=1, sort_keys=True) + "\n")
-    _shipped.cache_clear()
-    return len(counts)
-
-
-if __name__ == "__main__":  # python -m scalebench.sweep.flopcache --ship
-    import argparse
-
-    ap = argparse.ArgumentParser(description="write the shipped FLOP counts (scalebench/zoo/flops.json)")
-    ap.add_argument("--ship", action="store_true", required=True)
-    ap.parse_args()
-    print(f"wrote {ship()} counts to {SHIPPED}")
