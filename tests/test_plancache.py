@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scalebench.results import POINTS
 from scalebench.sweep import plancache
 from scalebench.sweep.runner import run_sweep
@@ -67,6 +69,7 @@ def test_a_remembered_plan_answers_only_all_finished(tmp_path) -> None:
     assert (resumed.planned, resumed.skipped, resumed.ran) == (2, 1, 1)
 
 
+@pytest.mark.slow  # two fresh processes, a sweep and its rerun (~11 s)
 def test_the_rerun_of_a_finished_sweep_imports_no_torch(tmp_path) -> None:
     spec_path = _toml(GAN, tmp_path / "tiny.toml")
     run = tmp_path / "run"
