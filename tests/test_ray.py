@@ -142,6 +142,7 @@ def test_a_point_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(tmp
     assert res.ran == 1 and res.failed == 0  # the rerun retries it
 
 
+@pytest.mark.slow  # a real Ray start and interrupt (~23 s)
 def test_ctrl_c_keeps_finished_records_and_shuts_ray_down(tmp_path) -> None:
     spec = parse_spec(SPEC)
 
@@ -293,6 +294,7 @@ SLOW_POINTS = {**SPEC, "seeds": [0, 1, 2], "samples": 256, "batch_size": 256, "t
 """Three points of ~8 s each (1 thread here): two workers take two; the third starts when one is done."""
 
 
+@pytest.mark.slow  # a terminal's Ctrl-C in every phase of a real Ray sweep (~32 s)
 def test_a_real_ctrl_c_stops_a_ray_sweep_promptly(tmp_path) -> None:
     """Ctrl-C (SIGINT to the process group, twice) once a point is recorded, i.e. while both workers are
     inside a point of seconds: the CLI exits within 5 s, not after the points in flight, keeps the
