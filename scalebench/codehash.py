@@ -87,32 +87,26 @@ def generator_code_hash(module: str) -> str:
     return _digest(module_closure(module, packages))
 
 
+def _package_files(package: str) -> dict[str, Path]:
+    """{module name: path} of every source file directly in `package` ({} when it is not found)."""
+    init = _origin(package)
+    if init is None:
+        return {}
+    return {f"{package}.{f.stem}": f for f in sorted(init.parent.glob("*.py"))}
+
+
 @functools.cache
 def measuring_code_hash() -> str:
     """Hash of the code that times, checks and scores samples."""
-    files: dict[str, Path] = {}
-    for m in MEASURING_MODULES:
-        path = _origin(m)
-        if path is not None:
-            files[m] = path
-    metrics_init = _origin(METRIC_PACKAGE)
-    if metrics_init is not None:
-        for f in sorted(metrics_init.parent.glob("*.py")):
-            files[f"{METRIC_PACKAGE}.{f.stem}"] = f
-    return _digest(files)
+    files = {m: path for m in MEASURING_MODULES if (path := _origin(m)) is not None}
+    return _digest({**files, **_package_files(METRIC_PACKAGE)})
 
 
 @functools.cache
 def metric_code_hash() -> str:
     """Hash of the metric code and the datasets' code: what a data floor depends on besides its data
     and models (timing and the measuring loop are not, so editing them keeps the shipped floors)."""
-    files: dict[str, Path] = {}
-    for package in (METRIC_PACKAGE, "scalebench.data"):
-        init = _origin(package)
-        if init is not None:
-            for f in sorted(init.parent.glob("*.py")):
-                files[f"{package}.{f.stem}"] = f
-    return _digest(files)
+    return _digest({**_package_files(METRIC_PACKAGE), **_package_files("scalebench.data")})
 
 
 @functools.cache
