@@ -106,7 +106,7 @@ def run(
     _setup_logging(verbose)
     from scalebench.devices import check_device
     from scalebench.results import load_results
-    from scalebench.summary import rich_summary
+    from scalebench.sweep.outputcache import cached_output, output_key, remember_output
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
@@ -124,9 +124,20 @@ def run(
                           soft_wrap=True)
 
     result = run_sweep(s, run_dir, only=names, progress=progress, wait=wait, on_wait=waiting, repair=repair)
-    df = load_results(run_dir)
-    console.print(rich_summary(df, title=escape(f"{s.name} — {run_dir}")))
-    _print_scalability_table(df)
+    title = escape(f"{s.name} — {run_dir}")
+    key = output_key(run_dir, title, console)
+    text = cached_output(run_dir, key) if key else None
+    if text is None:  # derive the summary and the table (pandas, ≈ 2 s); a rerun replays them
+        from scalebench.summary import rich_summary
+
+        df = load_results(run_dir)
+        with console.capture() as captured:
+            console.print(rich_summary(df, title=title))
+            _print_scalability_table(df)
+        text = captured.get()
+        if key:
+            remember_output(run_dir, key, text)
+    console.file.write(text)
     console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
                   f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{escape(str(run_dir))}[/]")
     if result.interrupted:
@@ -293,7 +304,7 @@ def info() -> None:
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
     console.print(f"{'cuda':>14}: {cuda}")
     console.print(f"{'cpu threads':>14}: {torch.get_num_threads()}")
-    from scalebench.metrics.fid import cache_dir
+    from scalebench.paths import cache_dir
 
     console.print(f"{'cache':>14}: {cache_dir()}", markup=False)
     console.print(f"{'zoo':>14}: {ZOO_DIR}", markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,63 @@ def test_the_rerun_of_a_finished_sweep_imports_no_torch(tmp_path) -> None:
             "print('IMPORTED', sorted(m for m in sys.modules if m == 'torch' or m.startswith('scalebench.methods.')))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert "2 points: 2 already done, 0 run" in out and "IMPORTED []" in out
+
+
+def _invoke(args: list[str]) -> str:
+    from typer.testing import CliRunner
+
+    from scalebench.cli import app
+
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def _body(output: str) -> str:
+    """The printed summary and table, without the closing line (it carries the wall time)."""
+    return output[:output.rindex("points:")]
+
+
+def test_a_rerun_replays_the_printed_output_until_a_record_changes(tmp_path, monkeypatch) -> None:
+    from scalebench import results
+
+    spec_path = _toml(GAN, tmp_path / "tiny.toml")
+    run = tmp_path / "run"
+    argv = ["run", str(spec_path), "--out", str(run), "--no-progress"]
+    first = _invoke(argv)
+    assert "2 run" in first and "fid" in first
+
+    def no_pandas(*a, **k):
+        raise AssertionError("a finished run's rerun derived its output again")
+
+    with monkeypatch.context() as m:
+        m.setattr(results, "load_results", no_pandas)
+        again = _invoke(argv)
+    assert "2 already done, 0 run" in again and _body(again) == _body(first)
+
+    # the same points, one record's FID changed by hand: the output is derived afresh and shows it
+    lines = (run / POINTS).read_text(encoding="utf-8").splitlines()
+    rec = json.loads(lines[-1])
+    rec["metrics"]["fid"] = 987.654
+    (run / POINTS).write_text("\n".join([*lines[:-1], json.dumps(rec)]) + "\n", encoding="utf-8")
+    changed = _invoke(argv)
+    assert "2 already done, 0 run" in changed and _body(changed) != _body(first)
+    from scalebench.paths import cache_dir
+
+    shutil.rmtree(cache_dir() / "outputs")
+    assert _body(_invoke(argv)) == _body(changed)  # what was derived then is what a cold cache derives
+
+
+def test_records_of_a_plugin_generator_make_the_output_uncacheable(tmp_path) -> None:
+    from rich.console import Console
+
+    from scalebench.sweep.outputcache import output_key
+
+    toy = {**GAN, "metrics": [], "generators": [{"name": "toy", "K": [1]}]}  # tests.conftest's, not built in
+    run_sweep(parse_spec(toy), tmp_path / "toy", progress=False)
+    run_sweep(parse_spec(GAN), tmp_path / "gan", progress=False)
+    console = Console(width=120)
+    assert output_key(tmp_path / "toy", "t", console) is None
+    key = output_key(tmp_path / "gan", "t", console)
+    assert key and key != output_key(tmp_path / "gan", "t", Console(width=100))
+    assert key != output_key(tmp_path / "gan", "another title", console)

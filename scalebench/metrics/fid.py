@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from scalebench.atomic import atomic_write
+from scalebench.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,6 @@ KID_SUBSET_SIZE = 500
 KID_SEED = 0
 
 _MEMO: dict[str, torch.Tensor] = {}
-
-
-def cache_dir() -> Path:
-    """Where reference statistics live: $SCALEBENCH_CACHE, else ~/.cache/scalebench."""
-    root = os.environ.get("SCALEBENCH_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "scalebench"
 
 
 def extractor_for(dataset: Any, device: str) -> Any:

@@ -159,7 +159,7 @@ def data_floor(dataset: Any, metrics: Iterable[str], n: int, device: str = "cpu"
     today's, else the floor is recomputed and cached.
     """
     from scalebench.atomic import atomic_write_text
-    from scalebench.metrics.fid import cache_dir
+    from scalebench.paths import cache_dir
 
     wanted = tuple(sorted(set(metrics)))
     if not wanted:

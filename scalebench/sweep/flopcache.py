@@ -43,7 +43,7 @@ def digest(key: dict[str, Any]) -> str:
 
 
 def _user_path(key: dict[str, Any]) -> Path:
-    from scalebench.metrics.fid import cache_dir
+    from scalebench.paths import cache_dir
 
     return cache_dir() / "flops" / f"{key['generator']}-{digest(key)}.json"
 

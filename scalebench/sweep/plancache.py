@@ -19,9 +19,11 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from scalebench.paths import cache_dir
 from scalebench.sweep.spec import SweepSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -30,8 +32,7 @@ LIBRARIES = ("torch", "numpy", "scikit-learn", "torchmetrics", "safetensors", "s
 
 
 def _cache_root() -> Path:
-    root = os.environ.get("SCALEBENCH_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "scalebench") / "plans"
+    return cache_dir() / "plans"
 
 
 @functools.cache
@@ -52,25 +53,36 @@ def _version(name: str) -> str:
         return ""
 
 
-def plan_key(spec: SweepSpec, only: tuple[str, ...]) -> str | None:
-    """The key of `spec`'s plan, or None when the plan may read something outside the package."""
+def built_in(names: Iterable[str]) -> bool:
+    """Every name is a generator of the scalebench package itself (none a plugin, none unknown)."""
     from scalebench.generators import GENERATORS
     from scalebench.plugins import plugin_targets
     from scalebench.registry import RegistryError
 
     plugins = plugin_targets()
-    for entry in spec.generators:
+    for name in names:
         try:
-            name = GENERATORS.canonical(entry.name)
+            name = GENERATORS.canonical(name)
         except RegistryError:
-            return None  # planning reports it
+            return False
         if name in plugins or not GENERATORS.target(name).startswith("scalebench."):
-            return None
-        if entry.args or entry.dataset is not None or entry.dataset_args:
-            return None
+            return False
+    return True
+
+
+def library_versions(names: tuple[str, ...]) -> dict[str, str]:
+    return {lib: _version(lib) for lib in names}
+
+
+def plan_key(spec: SweepSpec, only: tuple[str, ...]) -> str | None:
+    """The key of `spec`'s plan, or None when the plan may read something outside the package."""
+    if not built_in(e.name for e in spec.generators):
+        return None  # a plugin, or an unknown name (planning reports it)
+    if any(e.args or e.dataset is not None or e.dataset_args for e in spec.generators):
+        return None
     parts = {
         "spec": spec.to_dict(), "only": list(only), "package": package_digest(),
-        "python": sys.version, "libraries": {lib: _version(lib) for lib in LIBRARIES},
+        "python": sys.version, "libraries": library_versions(LIBRARIES),
         "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("SCALEBENCH_")},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
