@@ -157,6 +157,11 @@ def test_words():
     h = header(DecisionRule(), 12, 1)
     assert "Benjamini–Hochberg" in h and "12 tests" in h and "sampling seeds of one checkpoint" in h
     assert "3 trained checkpoints" in header(DecisionRule(correction="holm"), 12, 3)
+    # a table mixing rows of one checkpoint and rows of three says which is which
+    mixed = header(DecisionRule(), 12, {"gpt": 1, "vae": 1, "diffusion/ddim": 3})
+    assert "sampling seeds of one checkpoint (no training variance), except (checkpoint, sampling seed) pairs " \
+           "over 3 trained checkpoints for diffusion/ddim." in mixed
+    assert header(DecisionRule(), 12, {"a": 3, "b": 3}) == header(DecisionRule(), 12, 3)
     assert "TOST" in describe(DecisionRule())
 
 

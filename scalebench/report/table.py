@@ -244,7 +244,7 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     `cards` (generator name → MethodCard) marks axes the card declares fixed as "fixed" even if
     the data hold more values; without cards an axis is "fixed" when one value was measured.
     Columns: TABLE_COLUMNS. `attrs`: "header" (error control and replicates), "hypotheses",
-    "correction", "checkpoints".
+    "correction", "checkpoints" (the most of any row), "checkpoints_by_row".
     """
     metric = check_metric(df, metric)
     better = METRICS[metric].better
@@ -258,13 +258,16 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     check_homogeneous(data, KEYS, f"{metric} values")
     rep_cols = replicate_index(data)
     rows, cells, checkpoints = [], [], 1
+    per_row: dict[str, int] = {}  # row name → trained checkpoints among its replicates
     for key, g in df[df["generator"].notna()].groupby(KEYS, dropna=False, sort=True):
         dataset, generator, sampler = key
         mask = ((data["generator"] == generator) & (data["sampler"].fillna("") == (sampler or ""))
                 & (data["dataset"].fillna("") == (dataset or "")))
         pts = data.loc[mask, ["S", "K", *rep_cols, "value"]].astype({"S": int, "K": int, "seed": int})
-        if "replicate" in pts.columns:
-            checkpoints = max(checkpoints, int(pts["replicate"].nunique()))
+        if not pts.empty:
+            n_ckpt = int(pts["replicate"].nunique()) if "replicate" in pts.columns else 1
+            checkpoints = max(checkpoints, n_ckpt)
+            per_row[f"{generator}/{sampler}" if sampler else str(generator)] = n_ckpt
         card = cards.get(generator)
         if card is not None and hasattr(card, "for_sampler") and sampler in getattr(card, "samplers", ()):
             card = card.for_sampler(sampler)  # a sampler may override its generator's axes and category
@@ -318,8 +321,8 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     out["_order"] = out["category"].map(CATEGORY_ORDER.index)
     out = out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
-    out.attrs.update(header=header(rule, hypotheses, checkpoints), hypotheses=hypotheses,
-                     correction=rule.correction, checkpoints=checkpoints)
+    out.attrs.update(header=header(rule, hypotheses, per_row or checkpoints), hypotheses=hypotheses,
+                     correction=rule.correction, checkpoints=checkpoints, checkpoints_by_row=per_row)
     from scalebench.flags import row_flags  # copies / collapse among the row's points
 
     out["flags"] = row_flags(df, out)

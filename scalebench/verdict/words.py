@@ -7,6 +7,7 @@ never emoji: every rendering (terminal, Markdown, CSV words, HTML) shows the sam
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from scalebench.verdict.decide import (
     AT_FLOOR,
@@ -79,14 +80,26 @@ def reason(metric: str, e: AxisEffect, verdict: str, test: str, p_adj: float, ru
     return f"{eff}, {reps}; {why}"
 
 
-def replicate_words(n_checkpoints: int) -> str:
-    """What the replicates of the table are."""
-    if n_checkpoints <= 1:
-        return "replicates are sampling seeds of one checkpoint (no training variance)"
-    return f"replicates are (checkpoint, sampling seed) pairs over {n_checkpoints} trained checkpoints"
+def replicate_words(checkpoints: int | Mapping[str, int]) -> str:
+    """What the table's replicates are: `checkpoints` is one count for every row, or row name → count."""
+    counts = dict(checkpoints) if isinstance(checkpoints, Mapping) else {"": checkpoints}
+    by_count: dict[int, list[str]] = {}
+    for name, k in sorted(counts.items()):
+        by_count.setdefault(max(int(k), 1), []).append(name)
+
+    def words(k: int) -> str:
+        if k == 1:
+            return "sampling seeds of one checkpoint (no training variance)"
+        return f"(checkpoint, sampling seed) pairs over {k} trained checkpoints"
+
+    if len(by_count) <= 1:
+        return f"replicates are {words(next(iter(by_count), 1))}"
+    common = max(by_count, key=lambda k: (len(by_count[k]), -k))  # the rows' usual kind, then the exceptions
+    rest = "; ".join(f"{words(k)} for {', '.join(by_count[k])}" for k in sorted(by_count) if k != common)
+    return f"replicates are {words(common)}, except {rest}"
 
 
-def header(rule: DecisionRule, hypotheses: int, n_checkpoints: int = 1) -> str:
+def header(rule: DecisionRule, hypotheses: int, n_checkpoints: int | Mapping[str, int] = 1) -> str:
     """The line above every rendering of the table: the error control and what a replicate is."""
     if rule.correction == "none" or hypotheses <= 1:
         control = f"α = {rule.alpha:g} per test, {hypotheses} tests, no correction"
