@@ -105,7 +105,7 @@ def run(
     """Sweep the spec's grid; resumes into an existing run directory, skipping finished points."""
     _setup_logging(verbose)
     from scalebench.devices import check_device
-    from scalebench.results import load_results
+    from scalebench.results import POINTS, load_results
     from scalebench.sweep.outputcache import cached_output, output_key, remember_output
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
@@ -127,6 +127,8 @@ def run(
     title = escape(f"{s.name} — {run_dir}")
     key = output_key(run_dir, title, console)
     text = cached_output(run_dir, key) if key else None
+    if not (run_dir / POINTS).is_file():
+        text = ""  # nothing recorded (e.g. Ctrl-C before the first point): no summary to show
     if text is None:  # derive the summary and the table (pandas, ≈ 2 s); a rerun replays them
         from scalebench.summary import rich_summary
 

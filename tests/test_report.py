@@ -19,7 +19,7 @@ from scalebench.report.table import primary_metric, scalability_table
 from scalebench.report.tablefmt import markdown_table, render_terminal_table, table_display
 from scalebench.results import load_results
 from scalebench.verdict.decide import FIXED, FLAT, IMPROVES, INCONCLUSIVE, WORSE, DecisionRule
-from scalebench.verdict.words import describe
+from scalebench.verdict.words import describe, header
 from tests.report_fixtures import EMOJI, EXPECTED, FLOOR, XSS, curve_records, make_record, synthetic_zoo, write_run
 
 K = [1, 2, 5, 10, 20, 50]
@@ -142,6 +142,10 @@ def test_markdown_and_terminal_renderings(zoo):
     console.print(render_terminal_table(t, evidence=True))
     text = console.export_text()
     assert XSS in text and "▲ improves" in text and "▼ worse" in text  # literal, not parsed as markup
+    t.attrs["header"] = header(DecisionRule(), 2, {"[bold]x[/bold]": 3, "gpt": 1, "vae": 1})  # row names in it
+    console = Console(record=True, width=320)
+    console.print(render_terminal_table(t))
+    assert "[bold]x[/bold]" in console.export_text()
     assert not EMOJI.search(text) and not EMOJI.search(md)
     assert "Benjamini–Hochberg" in md and "t-interval" in describe(DecisionRule())
 

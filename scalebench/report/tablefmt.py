@@ -169,7 +169,7 @@ def render_terminal_table(table_df: pd.DataFrame, title: str | None = None, evid
     better = str(table_df["better"].iloc[0]) if len(table_df) else "?"
     caption = "\n".join(filter(None, [_str(table_df.attrs.get("header")), _flag_note() if _flagged(table_df) else ""]))
     t = Table(title=title or f"measured 2-axis scalability ({metric}, {better} is better)", show_lines=False,
-              caption=caption or None)
+              caption=Text(caption) if caption else None)  # the header names rows: literal, never markup
     cols = DISPLAY_COLUMNS if evidence else [c for c in DISPLAY_COLUMNS if not c.endswith("evidence")]
     for c in cols:
         t.add_column(c, overflow="fold", no_wrap=c in _SHORT, min_width=10 if c in ("generator", "sampler") else None,

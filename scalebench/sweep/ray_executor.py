@@ -57,6 +57,7 @@ AFFINITY = 0.5
 """A worker prefers a point of a generator it has loaded when that point is at least this fraction
 of the longest queued point's estimated cost."""
 SLICE_S = 0.2  # every wait on Ray is this long at most, then the interrupt flag is checked
+REDELIVER_S = 0.25  # a Ctrl-C swallowed inside ray.init is sent again this often until init is left
 
 
 def import_ray() -> Any:
@@ -158,6 +159,34 @@ class RayExecutor:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    @contextlib.contextmanager
+    def _redelivered(self) -> Iterator[None]:
+        """Around a blocking call that polls no flag (`ray.init`, seconds): once Ctrl-C was pressed,
+        send SIGINT to the main thread again every REDELIVER_S until the call is left. One raised
+        inside a finalizer or a callback is swallowed ("Exception ignored in …"), and the call would
+        otherwise run to its end before the interrupt is noticed."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        left = threading.Event()
+        main = threading.main_thread().ident
+        guard = threading.Lock()
+
+        def redeliver() -> None:
+            while not left.wait(REDELIVER_S):
+                with guard:
+                    if self.interrupted.is_set() and not self._stopping and not left.is_set():
+                        signal.pthread_kill(main, signal.SIGINT)  # type: ignore[arg-type]
+
+        helper = threading.Thread(target=redeliver, name="scalebench-ctrl-c", daemon=True)
+        helper.start()
+        try:
+            yield
+        finally:
+            with guard:
+                left.set()
+            helper.join()
+
     def _check(self) -> None:
         if self.interrupted.is_set():
             raise KeyboardInterrupt
@@ -184,13 +213,15 @@ class RayExecutor:
                 self._private = True
                 log.info("ray: starting a private local Ray (%d CPUs) for %d workers", s.workers * threads, s.workers)
                 # its processes inherit this environment: no runtime_env, whose set-up each worker would wait for
-                with _environ(PYTHONPATH=path):
+                with _environ(PYTHONPATH=path), self._redelivered():
                     ray.init(address="local", num_cpus=s.workers * threads, include_dashboard=False,
                              log_to_driver=False, configure_logging=False)
             else:
                 log.info("ray: joining the Ray cluster at %s", s.address)
-                ray.init(address=s.address, log_to_driver=False, configure_logging=False,
-                         runtime_env={"env_vars": {"PYTHONPATH": path}})
+                with self._redelivered():
+                    ray.init(address=s.address, log_to_driver=False, configure_logging=False,
+                             runtime_env={"env_vars": {"PYTHONPATH": path}})
+            self._check()  # a Ctrl-C that init outlived: no workers are started
         cuda = any(p.device.startswith("cuda") for p in points)
         self._actor_cls = ray.remote(num_cpus=threads, num_gpus=s.gpus_per_worker if cuda else 0,
                                      max_restarts=0)(Worker)
