@@ -137,7 +137,7 @@ def run(
             console.print(rich_summary(df, title=title))
             _print_scalability_table(df)
         text = captured.get()
-        if key:
+        if key and output_key(run_dir, title, console) == key:  # not if another run wrote meanwhile
             remember_output(run_dir, key, text)
     console.file.write(text)
     console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
