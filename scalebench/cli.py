@@ -127,8 +127,8 @@ def run(
     title = escape(f"{s.name} — {run_dir}")
     key = output_key(run_dir, title, console)
     text = cached_output(run_dir, key) if key else None
-    if not (run_dir / POINTS).is_file():
-        text = ""  # nothing recorded (e.g. Ctrl-C before the first point): no summary to show
+    if not (run_dir / POINTS).is_file() or (text is None and result.interrupted):
+        text = ""  # nothing recorded, or Ctrl-C: stop now rather than derive the table (the rerun shows it)
     if text is None:  # derive the summary and the table (pandas, ≈ 2 s); a rerun replays them
         from scalebench.summary import rich_summary
 
