@@ -105,8 +105,8 @@ def run(
     """Sweep the spec's grid; resumes into an existing run directory, skipping finished points."""
     _setup_logging(verbose)
     from scalebench.devices import check_device
-    from scalebench.results import POINTS, load_results
-    from scalebench.sweep.outputcache import cached_output, output_key, remember_output
+    from scalebench.results import load_results
+    from scalebench.sweep.outputcache import printed
     from scalebench.sweep.runner import run_sweep
     from scalebench.sweep.spec import load_spec
 
@@ -124,21 +124,19 @@ def run(
                           soft_wrap=True)
 
     result = run_sweep(s, run_dir, only=names, progress=progress, wait=wait, on_wait=waiting, repair=repair)
-    title = escape(f"{s.name} — {run_dir}")
-    key = output_key(run_dir, title, console)
-    text = cached_output(run_dir, key) if key else None
-    if not (run_dir / POINTS).is_file() or (text is None and result.interrupted):
-        text = ""  # nothing recorded, or Ctrl-C: stop now rather than derive the table (the rerun shows it)
-    if text is None:  # derive the summary and the table (pandas, ≈ 2 s); a rerun replays them
+
+    def derive() -> str:  # the summary and the table (pandas, ≈ 2 s); a rerun replays them
         from scalebench.summary import rich_summary
 
         df = load_results(run_dir)
         with console.capture() as captured:
             console.print(rich_summary(df, title=title))
             _print_scalability_table(df)
-        text = captured.get()
-        if key and output_key(run_dir, title, console) == key:  # not if another run wrote meanwhile
-            remember_output(run_dir, key, text)
+        return captured.get()
+
+    title = escape(f"{s.name} — {run_dir}")
+    # after Ctrl-C, stop rather than derive the table (the rerun shows it)
+    text = printed(run_dir, title, console, None if result.interrupted else derive)
     console.file.write(text)
     console.print(f"{result.planned} points: {result.skipped} already done, {result.ran} run, "
                   f"{result.failed} failed; {result.wall_s:.1f}s. Results in [bold]{escape(str(run_dir))}[/]")

@@ -257,7 +257,7 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     data = ok[(ok["metric"] == metric) & np.isfinite(ok["value"])]
     check_homogeneous(data, KEYS, f"{metric} values")
     rep_cols = replicate_index(data)
-    rows, cells, checkpoints = [], [], 1
+    rows, cells = [], []
     per_row: dict[str, int] = {}  # row name → trained checkpoints among its replicates
     for key, g in df[df["generator"].notna()].groupby(KEYS, dropna=False, sort=True):
         dataset, generator, sampler = key
@@ -265,9 +265,8 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
                 & (data["dataset"].fillna("") == (dataset or "")))
         pts = data.loc[mask, ["S", "K", *rep_cols, "value"]].astype({"S": int, "K": int, "seed": int})
         if not pts.empty:
-            n_ckpt = int(pts["replicate"].nunique()) if "replicate" in pts.columns else 1
-            checkpoints = max(checkpoints, n_ckpt)
-            per_row[f"{generator}/{sampler}" if sampler else str(generator)] = n_ckpt
+            per_row[f"{generator}/{sampler}" if sampler else str(generator)] = (
+                int(pts["replicate"].nunique()) if "replicate" in pts.columns else 1)
         card = cards.get(generator)
         if card is not None and hasattr(card, "for_sampler") and sampler in getattr(card, "samplers", ()):
             card = card.for_sampler(sampler)  # a sampler may override its generator's axes and category
@@ -321,8 +320,8 @@ def scalability_table(df: pd.DataFrame, metric: str | None = None, rule: Decisio
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     out["_order"] = out["category"].map(CATEGORY_ORDER.index)
     out = out.sort_values(["_order", "generator", "sampler"]).drop(columns="_order").reset_index(drop=True)
-    out.attrs.update(header=header(rule, hypotheses, per_row or checkpoints), hypotheses=hypotheses,
-                     correction=rule.correction, checkpoints=checkpoints, checkpoints_by_row=per_row)
+    out.attrs.update(header=header(rule, hypotheses, per_row), hypotheses=hypotheses, correction=rule.correction,
+                     checkpoints=max(per_row.values(), default=1), checkpoints_by_row=per_row)
     from scalebench.flags import row_flags  # copies / collapse among the row's points
 
     out["flags"] = row_flags(df, out)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +36,47 @@ def _path(run_dir: Path) -> Path:
     return cache_dir() / "outputs" / f"{where}.json"
 
 
-def output_key(run_dir: Path, title: str, console: Any) -> str | None:
-    """The key of what `run` prints for `run_dir` on `console`, or None when it may depend on a plugin."""
-    run_dir = Path(run_dir)
+def _points_digest(run_dir: Path) -> str | None:
     try:
-        points = (run_dir / POINTS).read_bytes()
+        return hashlib.sha256((Path(run_dir) / POINTS).read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _key(run_dir: Path, points_digest: str, title: str, console: Any) -> str | None:
     if not built_in({r.name for r in latest_records(run_dir).values()}):
         return None
     parts = {
-        "points": hashlib.sha256(points).hexdigest(), "run": run_dir.name, "title": title,
+        "points": points_digest, "run": Path(run_dir).name, "title": title,
         "package": package_digest(), "python": sys.version, "libraries": library_versions(LIBRARIES),
         "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("SCALEBENCH_")},
         "console": [console.width, console.color_system, console.encoding, console.is_terminal,
                     console.no_color, console.legacy_windows],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def output_key(run_dir: Path, title: str, console: Any) -> str | None:
+    """The key of what `run` prints for `run_dir` on `console`, or None when it may depend on a plugin."""
+    digest = _points_digest(run_dir)
+    return _key(run_dir, digest, title, console) if digest else None
+
+
+def printed(run_dir: Path, title: str, console: Any, derive: Callable[[], str] | None) -> str:
+    """What `run` prints for `run_dir`: the remembered text when its key still holds, else `derive()`
+    (remembered unless points.jsonl changed while it ran); "" when nothing is recorded, or on a
+    miss with no `derive` (after Ctrl-C the command stops rather than derive)."""
+    digest = _points_digest(run_dir)
+    if digest is None:
+        return ""
+    key = _key(run_dir, digest, title, console)
+    text = cached_output(run_dir, key) if key else None
+    if text is not None or derive is None:
+        return text or ""
+    text = derive()
+    if key and _points_digest(run_dir) == digest:  # not if another run wrote meanwhile
+        remember_output(run_dir, key, text)
+    return text
 
 
 def cached_output(run_dir: Path, key: str) -> str | None:
